@@ -1,0 +1,25 @@
+#!/usr/bin/env node
+// Developer build of the addon through cmake-js.
+//   node scripts/build-native.js          -> build/Release/nvmf_target.node
+//   node scripts/build-native.js --asan   -> build-asan/Release/nvmf_target.node (clang,
+//                                            -fsanitize=address,undefined)
+'use strict';
+const { spawnSync } = require('node:child_process');
+const path = require('node:path');
+
+const asan = process.argv.includes('--asan');
+const root = path.resolve(__dirname, '..');
+const nodeInclude = path.resolve(process.execPath, '..', '..', 'include', 'node');
+const args = [
+  require.resolve('cmake-js/bin/cmake-js'),
+  'build',
+  '--out', asan ? 'build-asan' : 'build',
+  `--CDNVMF_NODE_INCLUDE=${nodeInclude}`,
+];
+if (asan) {
+  args.push('--CDNVMF_SANITIZE=ON', '--CDCMAKE_BUILD_TYPE=RelWithDebInfo',
+    '--CDCMAKE_C_COMPILER=clang', '--CDCMAKE_CXX_COMPILER=clang++');
+}
+const env = { ...process.env, CMAKE_BUILD_PARALLEL_LEVEL: process.env.CMAKE_BUILD_PARALLEL_LEVEL || '2' };
+const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit', env });
+process.exit(r.status === null ? 1 : r.status);

@@ -1,0 +1,33 @@
+// N-API wrapper of a Target: argument checks, promise plumbing, nothing else.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "addon/addon_data.h"
+
+namespace nvmf {
+
+class TargetWrap : public Napi::ObjectWrap<TargetWrap> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports);
+  explicit TargetWrap(const Napi::CallbackInfo& info);
+  ~TargetWrap() override;
+
+  // The live target, or nullptr after a JS exception (ERR_DESTROYED) was
+  // thrown into `env`.
+  std::shared_ptr<Target> live_target(Napi::Env env, const char* what);
+  std::shared_ptr<TargetHandle> handle() const { return handle_; }
+
+ private:
+  Napi::Value Destroy(const Napi::CallbackInfo& info);
+  Napi::Value GetState(const Napi::CallbackInfo& info);
+  Napi::Value Ref(const Napi::CallbackInfo& info);
+  Napi::Value Unref(const Napi::CallbackInfo& info);
+  Napi::Value ReactorInfo(const Napi::CallbackInfo& info);
+
+  std::shared_ptr<TargetHandle> handle_;
+};
+
+}  // namespace nvmf
