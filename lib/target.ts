@@ -1,6 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { NvmfError, awaitNative, callNative, invalid } from './errors';
-import { native, type NativeReactorInfo, type NativeTarget } from './native';
+import { createHash } from 'node:crypto';
+import { native, type NativeBdevInfo, type NativeGroupStats, type NativeReactorInfo, type NativeTarget } from './native';
+import { Subsystem } from './subsystem';
+import * as v from './validate';
 
 export type PollMode = 'poll' | 'interrupt' | 'adaptive';
 
@@ -28,6 +31,36 @@ export type TargetState =
   | 'destroyed';
 
 export type ReactorInfo = NativeReactorInfo;
+export type BdevInfo = NativeBdevInfo;
+export type PollGroupStats = NativeGroupStats;
+export type { ListenAddress } from './validate';
+
+export interface BdevOptions {
+  /** Unique name, [A-Za-z0-9_.:-]{1,64}. */
+  name: string;
+  /** 'malloc' (RAM), 'null' (discards writes, reads zeroes), 'uring' (file or block device). */
+  type: 'malloc' | 'null' | 'uring';
+  /** Size in bytes; required for malloc/null; for uring, creates or extends a file to it. */
+  sizeBytes?: number;
+  /** Logical block size (512, 1024, 2048 or 4096). Default 512; a block device's own for uring. */
+  blockSize?: number;
+  /** uring: path of the file or block device. */
+  path?: string;
+  /** uring: open with O_DIRECT. */
+  direct?: boolean;
+}
+
+export interface SubsystemOptions {
+  nqn: string;
+  /** Serial number (≤ 20 ASCII). Default: derived from the NQN. */
+  serial?: string;
+  /** Model number (≤ 40 ASCII). Default 'nvmf-target'. */
+  model?: string;
+  /** Any host may connect (no host list). Default false. */
+  allowAnyHost?: boolean;
+  /** Default 32. */
+  maxNamespaces?: number;
+}
 
 function checkInt(field: string, v: unknown, lo: number, hi: number): number | undefined {
   if (v === undefined) return undefined;
@@ -109,6 +142,103 @@ export class Target extends EventEmitter {
 
   get destroyed(): boolean {
     return this.#native === undefined;
+  }
+
+  /** Creates a block backend that namespaces can use. */
+  async createBdev(options: BdevOptions): Promise<BdevInfo> {
+    const o = v.obj('options', options);
+    v.onlyKnown('options', o, ['name', 'type', 'sizeBytes', 'blockSize', 'path', 'direct']);
+    const name = v.str('options.name', o.name, { max: 64, pattern: /^[A-Za-z0-9_.:-]+$/, what: 'letters, digits, _ . : -' })!;
+    const type = v.oneOf('options.type', o.type, ['malloc', 'null', 'uring'] as const);
+    const blockSize = o.blockSize === undefined ? undefined : v.int('options.blockSize', o.blockSize, 512, 4096);
+    if (blockSize !== undefined && ![512, 1024, 2048, 4096].includes(blockSize)) {
+      throw new NvmfError('ERR_INVALID_ARGUMENT', `options.blockSize must be 512, 1024, 2048 or 4096 (got ${blockSize})`);
+    }
+    const bs = blockSize ?? 512;
+    const sizeBytes = v.int('options.sizeBytes', o.sizeBytes, 1, Number.MAX_SAFE_INTEGER, type === 'uring');
+    if (sizeBytes !== undefined && sizeBytes % bs !== 0) {
+      throw new NvmfError('ERR_INVALID_ARGUMENT', `options.sizeBytes must be a multiple of blockSize ${bs} (got ${sizeBytes})`);
+    }
+    const path = v.str('options.path', o.path, { optional: type !== 'uring' });
+    if (type !== 'uring' && path !== undefined) throw new NvmfError('ERR_INVALID_ARGUMENT', `options.path is only for type 'uring'`);
+    const direct = v.bool('options.direct', o.direct);
+    const n = this.nativeHandle(`create bdev ${name}`);
+    return awaitNative(
+      n.createBdev({
+        name,
+        type,
+        ...(blockSize !== undefined || type !== 'uring' ? { blockSize: bs } : {}),
+        ...(sizeBytes !== undefined ? { numBlocks: sizeBytes / bs } : {}),
+        ...(path !== undefined ? { path } : {}),
+        ...(direct !== undefined ? { direct } : {}),
+      }),
+    );
+  }
+
+  async deleteBdev(name: string): Promise<void> {
+    v.str('name', name);
+    return awaitNative(this.nativeHandle(`delete bdev ${name}`).deleteBdev(name));
+  }
+
+  bdevs(): BdevInfo[] {
+    return this.nativeHandle('list bdevs').config().bdevs;
+  }
+
+  /** Creates an NVM subsystem (active at once). */
+  async createSubsystem(options: SubsystemOptions): Promise<Subsystem> {
+    const o = v.obj('options', options);
+    v.onlyKnown('options', o, ['nqn', 'serial', 'model', 'allowAnyHost', 'maxNamespaces']);
+    const nqn = v.nqn('options.nqn', o.nqn)!;
+    if (nqn === 'nqn.2014-08.org.nvmexpress.discovery') {
+      throw new NvmfError('ERR_INVALID_ARGUMENT', 'options.nqn must not be the discovery NQN');
+    }
+    const serial = v.ascii('options.serial', o.serial, 20) ?? createHash('sha256').update(nqn).digest('hex').slice(0, 20);
+    const model = v.ascii('options.model', o.model, 40) ?? 'nvmf-target';
+    const allowAnyHost = v.bool('options.allowAnyHost', o.allowAnyHost) ?? false;
+    const maxNamespaces = v.int('options.maxNamespaces', o.maxNamespaces, 1, 1024) ?? 32;
+    await awaitNative(this.nativeHandle(`create subsystem ${nqn}`).createSubsystem({ nqn, serial, model, allowAnyHost, maxNamespaces }));
+    return new Subsystem(nqn, (what) => this.nativeHandle(what));
+  }
+
+  /** A handle on an existing subsystem. */
+  subsystem(nqn: string): Subsystem {
+    v.nqn('nqn', nqn);
+    const cfg = this.nativeHandle(`find subsystem ${nqn}`).config();
+    if (!cfg.subsystems.some((s) => s.nqn === nqn && s.type === 'nvm')) {
+      throw new NvmfError('ERR_NOT_FOUND', `subsystem ${nqn} does not exist`);
+    }
+    return new Subsystem(nqn, (what) => this.nativeHandle(what));
+  }
+
+  /** Disconnects its hosts and removes the subsystem. */
+  async deleteSubsystem(nqn: string): Promise<void> {
+    v.nqn('nqn', nqn);
+    return awaitNative(this.nativeHandle(`delete subsystem ${nqn}`).deleteSubsystem(nqn));
+  }
+
+  /** Listens for hosts (every subsystem is reachable unless it restricts its listeners). */
+  async listen(address: { transport?: 'tcp' | 'rdma'; address: string; port?: number }): Promise<v.ListenAddress> {
+    const a = v.listenAddress('address', address);
+    await awaitNative(this.nativeHandle(`listen on ${a.address}:${a.port}`).listen(a, false));
+    return { transport: a.transport, address: a.address, port: a.port };
+  }
+
+  async stopListening(address: { transport?: 'tcp' | 'rdma'; address: string; port?: number }): Promise<void> {
+    const a = v.listenAddress('address', address);
+    return awaitNative(this.nativeHandle(`stop listening on ${a.address}:${a.port}`).listen(a, true));
+  }
+
+  listenAddresses(): v.ListenAddress[] {
+    return this.nativeHandle('list listeners').config().listeners.map((l) => ({
+      transport: l.transport as 'tcp' | 'rdma',
+      address: l.address,
+      port: l.port,
+    }));
+  }
+
+  /** Per poll group: reactor counters and every qpair (commands, bytes, errors, queue depth). */
+  async stats(): Promise<PollGroupStats[]> {
+    return awaitNative(this.nativeHandle('read stats').stats());
   }
 
   /** Reactor threads and their loop counters. */

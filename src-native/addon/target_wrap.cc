@@ -47,6 +47,17 @@ void TargetWrap::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&TargetWrap::Ref>("ref"),
           InstanceMethod<&TargetWrap::Unref>("unref"),
           InstanceMethod<&TargetWrap::ReactorInfo>("reactorInfo"),
+          InstanceMethod<&TargetWrap::CreateBdev>("createBdev"),
+          InstanceMethod<&TargetWrap::DeleteBdev>("deleteBdev"),
+          InstanceMethod<&TargetWrap::CreateSubsystem>("createSubsystem"),
+          InstanceMethod<&TargetWrap::DeleteSubsystem>("deleteSubsystem"),
+          InstanceMethod<&TargetWrap::AddNamespace>("addNamespace"),
+          InstanceMethod<&TargetWrap::RemoveNamespace>("removeNamespace"),
+          InstanceMethod<&TargetWrap::HostOp>("hostOp"),
+          InstanceMethod<&TargetWrap::Listen>("listen"),
+          InstanceMethod<&TargetWrap::SubsystemListener>("subsystemListener"),
+          InstanceMethod<&TargetWrap::Config>("config"),
+          InstanceMethod<&TargetWrap::Stats>("stats"),
       });
   addon_data(env)->target_ctor = Napi::Persistent(ctor);
   exports.Set("NativeTarget", ctor);

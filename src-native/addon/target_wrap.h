@@ -26,6 +26,18 @@ class TargetWrap : public Napi::ObjectWrap<TargetWrap> {
   Napi::Value Ref(const Napi::CallbackInfo& info);
   Napi::Value Unref(const Napi::CallbackInfo& info);
   Napi::Value ReactorInfo(const Napi::CallbackInfo& info);
+  // target_ctl.cc
+  Napi::Value CreateBdev(const Napi::CallbackInfo& info);
+  Napi::Value DeleteBdev(const Napi::CallbackInfo& info);
+  Napi::Value CreateSubsystem(const Napi::CallbackInfo& info);
+  Napi::Value DeleteSubsystem(const Napi::CallbackInfo& info);
+  Napi::Value AddNamespace(const Napi::CallbackInfo& info);
+  Napi::Value RemoveNamespace(const Napi::CallbackInfo& info);
+  Napi::Value HostOp(const Napi::CallbackInfo& info);
+  Napi::Value Listen(const Napi::CallbackInfo& info);
+  Napi::Value SubsystemListener(const Napi::CallbackInfo& info);
+  Napi::Value Config(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
 
   std::shared_ptr<TargetHandle> handle_;
 };

@@ -5,11 +5,23 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <unordered_map>
 
 #include "core/reactor.h"
+#include "core/uring.h"
 
 namespace nvmf {
+
+class Qpair;
+struct TransportOps;
+
+// A transport's per-group state (socket set, RDMA CQ, ...).
+class TransportGroup {
+ public:
+  virtual ~TransportGroup() = default;
+};
 
 class PollGroup {
  public:
@@ -24,6 +36,16 @@ class PollGroup {
 
   // Live qpairs on this group (the scheduler's load metric).
   std::atomic<int> active_qpairs{0};
+
+  // ---- reactor thread only ----
+  Uring uring;                                   // backend I/O of this group
+  bool closed = false;  // disconnect_all ran: hand-offs are refused (fd closed)
+  std::unordered_map<uint64_t, Qpair*> qpairs;   // live qpairs by uid
+  std::map<const TransportOps*, std::unique_ptr<TransportGroup>> tgroups;
+  Qpair* find_qpair(uint64_t uid) {
+    auto it = qpairs.find(uid);
+    return it == qpairs.end() ? nullptr : it->second;
+  }
 
  private:
   Reactor reactor_;

@@ -1,7 +1,13 @@
 #include "core/target.h"
 
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "core/controller.h"
 
 namespace nvmf {
 
@@ -43,16 +49,25 @@ int Target::create(const TargetOptions& opts, std::shared_ptr<EventSink> sink,
   for (int i = 0; i < opts.reactors; i++) {
     auto g = std::make_shared<PollGroup>(i, opts.poll_mode, opts.adaptive_idle_us * 1000);
     int rc = g->reactor().start();
+    t->groups_.push_back(std::move(g));
     if (rc < 0) {
       // Unwind: the groups started so far are stopped by shutdown().
-      t->groups_.push_back(std::move(g));
       t->linked_ = t->groups_;
       t->shutdown();
       return rc;
     }
-    t->groups_.push_back(std::move(g));
   }
   t->linked_ = t->groups_;
+  SubsystemConfig d;
+  d.nqn = std::string(kDiscoveryNqn);
+  d.type = SubsystemType::Discovery;
+  d.serial = "discovery";
+  d.model = "nvmf-target discovery";
+  d.allow_any_host = true;
+  d.max_namespaces = 0;
+  auto disc = std::make_shared<Subsystem>(*t, d);
+  disc->set_state(SubsystemState::Active);
+  t->subsystems_.emplace(d.nqn, std::move(disc));
   *out = std::move(t);
   return 0;
 }
@@ -89,6 +104,313 @@ std::shared_ptr<PollGroup> Target::group(int i) {
   return groups_[i];
 }
 
+// ---------------------------------------------------------------------------
+// Lookups (any thread).
+
+std::shared_ptr<Subsystem> Target::find_subsystem(const std::string& nqn) const {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = subsystems_.find(nqn);
+  return it == subsystems_.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<Subsystem>> Target::subsystems() const {
+  std::lock_guard<std::mutex> g(mu_);
+  std::vector<std::shared_ptr<Subsystem>> out;
+  for (auto& [k, v] : subsystems_) out.push_back(v);
+  return out;
+}
+
+std::shared_ptr<Bdev> Target::find_bdev(const std::string& name) const {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = bdevs_.find(name);
+  return it == bdevs_.end() ? nullptr : it->second;
+}
+
+std::vector<BdevInfo> Target::bdevs() const {
+  std::lock_guard<std::mutex> g(mu_);
+  std::vector<BdevInfo> out;
+  for (auto& [k, v] : bdevs_) out.push_back(v->info());
+  return out;
+}
+
+Transport* Target::transport(const std::string& name) const {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = transports_.find(name);
+  return it == transports_.end() ? nullptr : it->second.get();
+}
+
+std::vector<Transport*> Target::transports() const {
+  std::lock_guard<std::mutex> g(mu_);
+  std::vector<Transport*> out;
+  for (auto& [k, v] : transports_) out.push_back(v.get());
+  return out;
+}
+
+std::vector<ListenAddress> Target::listeners() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return listeners_;
+}
+
+// ---------------------------------------------------------------------------
+// Control plane.
+
+#define CTL_GUARD(what)                                                          \
+  std::lock_guard<std::mutex> ctl_guard(ctl_mu_);                                \
+  if (!running()) {                                                              \
+    e->set("ERR_DESTROYED", std::string("target is destroyed; cannot ") + what); \
+    return -ESHUTDOWN;                                                           \
+  }
+
+void Target::each_group(const std::function<void(PollGroup&)>& fn) {
+  std::vector<std::shared_ptr<PollGroup>> gs;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    gs = linked_;
+  }
+  for (auto& pg : gs) {
+    PollGroup* p = pg.get();
+    pg->reactor().call([p, &fn] { fn(*p); });
+  }
+}
+
+int Target::create_bdev(const BdevInfo& info, CtlError* e) {
+  CTL_GUARD("create bdev " + info.name);
+  if (find_bdev(info.name)) {
+    e->set("ERR_ALREADY_EXISTS", "bdev " + info.name + " already exists");
+    return -EEXIST;
+  }
+  std::shared_ptr<Bdev> b;
+  std::string err;
+  int rc;
+  if (info.type == "malloc") rc = bdev_create_malloc(info, &b, &err);
+  else if (info.type == "null") rc = bdev_create_null(info, &b, &err);
+  else if (info.type == "uring") rc = bdev_create_uring(info, &b, &err);
+  else {
+    e->set("ERR_INVALID_ARGUMENT", "bdev " + info.name + ": unknown type " + info.type);
+    return -EINVAL;
+  }
+  if (rc < 0) {
+    const char* code = rc == -ENOMEM ? "ERR_RESOURCE"
+                       : rc == -EINVAL || rc == -ENOENT || rc == -EISDIR || rc == -ENOTBLK
+                           ? "ERR_INVALID_ARGUMENT"
+                           : "ERR_IO";
+    e->set(code, "bdev " + info.name + ": " + (err.empty() ? strerror(-rc) : err), -rc);
+    return rc;
+  }
+  std::lock_guard<std::mutex> g(mu_);
+  bdevs_.emplace(info.name, std::move(b));
+  return 0;
+}
+
+int Target::delete_bdev(const std::string& name, CtlError* e) {
+  CTL_GUARD("delete bdev " + name);
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = bdevs_.find(name);
+  if (it == bdevs_.end()) {
+    e->set("ERR_NOT_FOUND", "bdev " + name + " does not exist");
+    return -ENOENT;
+  }
+  if (it->second->claims.load() > 0) {
+    e->set("ERR_BUSY", "bdev " + name + " is used by " + std::to_string(it->second->claims.load()) +
+                           " namespace(s); remove them first");
+    return -EBUSY;
+  }
+  // In-flight I/O of a just-removed namespace may still pin it; it is freed
+  // with its last reference.
+  bdevs_.erase(it);
+  return 0;
+}
+
+int Target::create_subsystem(const SubsystemConfig& cfg, CtlError* e) {
+  CTL_GUARD("create subsystem " + cfg.nqn);
+  if (cfg.nqn.empty() || cfg.nqn.size() > kNqnMaxLen) {
+    e->set("ERR_INVALID_ARGUMENT", "subsystem nqn must be 1 to 223 characters");
+    return -EINVAL;
+  }
+  if (find_subsystem(cfg.nqn)) {
+    e->set("ERR_ALREADY_EXISTS", "subsystem " + cfg.nqn + " already exists");
+    return -EEXIST;
+  }
+  auto s = std::make_shared<Subsystem>(*this, cfg);
+  s->set_state(SubsystemState::Active);
+  std::lock_guard<std::mutex> g(mu_);
+  subsystems_.emplace(cfg.nqn, std::move(s));
+  return 0;
+}
+
+// Disconnects every controller of `s` and waits until they are gone.
+static void disconnect_controllers(Subsystem& s, uint32_t timeout_ms) {
+  for (auto& c : s.controllers()) {
+    auto group = c->group_ref();
+    group->reactor().post([c] { c->fail("subsystem is being removed"); });
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms * 2 + 1000);
+  while (!s.controllers().empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+static void release_namespaces(Subsystem& s) {
+  auto table = s.ns_table();
+  std::string ignored;
+  for (uint32_t nsid = 1; nsid <= table->max_nsid(); nsid++) {
+    if (table->get(nsid)) s.remove_namespace(nsid, &ignored);
+  }
+}
+
+int Target::delete_subsystem(const std::string& nqn, CtlError* e) {
+  CTL_GUARD("delete subsystem " + nqn);
+  auto s = find_subsystem(nqn);
+  if (!s || s->type() == SubsystemType::Discovery) {
+    e->set("ERR_NOT_FOUND", "subsystem " + nqn + " does not exist");
+    return -ENOENT;
+  }
+  if (!s->set_state(SubsystemState::Deactivating)) {
+    e->set("ERR_BUSY", std::string("subsystem ") + nqn + " is " + subsystem_state_name(s->state()));
+    return -EBUSY;
+  }
+  {
+    // Unlinked first: no new Connect can find it.
+    std::lock_guard<std::mutex> g(mu_);
+    subsystems_.erase(nqn);
+  }
+  disconnect_controllers(*s, opts_.disconnect_timeout_ms);
+  release_namespaces(*s);
+  s->set_state(SubsystemState::Inactive);
+  return 0;
+}
+
+int Target::add_namespace(const std::string& nqn, const std::string& bdev, uint32_t nsid,
+                          const Namespace& ids, uint32_t* nsid_out, CtlError* e) {
+  CTL_GUARD("add a namespace to subsystem " + nqn);
+  auto s = find_subsystem(nqn);
+  if (!s || s->type() == SubsystemType::Discovery) {
+    e->set("ERR_NOT_FOUND", "subsystem " + nqn + " does not exist");
+    return -ENOENT;
+  }
+  auto b = find_bdev(bdev);
+  if (!b) {
+    e->set("ERR_NOT_FOUND", "bdev " + bdev + " does not exist");
+    return -ENOENT;
+  }
+  auto ns = std::make_shared<Namespace>(ids);
+  ns->nsid = nsid;
+  ns->bdev = b;
+  b->claims.fetch_add(1);
+  std::string err;
+  int64_t rc = s->add_namespace(ns, &err);
+  if (rc < 0) {
+    b->claims.fetch_sub(1);
+    e->set(rc == -EEXIST ? "ERR_ALREADY_EXISTS" : rc == -ENOSPC ? "ERR_RESOURCE" : "ERR_INVALID_ARGUMENT",
+           err, int(-rc));
+    return int(rc);
+  }
+  *nsid_out = uint32_t(rc);
+  return 0;
+}
+
+int Target::remove_namespace(const std::string& nqn, uint32_t nsid, CtlError* e) {
+  CTL_GUARD("remove a namespace of subsystem " + nqn);
+  auto s = find_subsystem(nqn);
+  if (!s || s->type() == SubsystemType::Discovery) {
+    e->set("ERR_NOT_FOUND", "subsystem " + nqn + " does not exist");
+    return -ENOENT;
+  }
+  std::string err;
+  int rc = s->remove_namespace(nsid, &err);
+  if (rc < 0) {
+    e->set("ERR_NOT_FOUND", err, -rc);
+    return rc;
+  }
+  return 0;
+}
+
+int Target::ensure_transport(const std::string& name, Transport** out, CtlError* e) {
+  if (Transport* t = transport(name)) {
+    *out = t;
+    return 0;
+  }
+  const TransportOps* ops = transport_ops_by_name(name);
+  if (ops == nullptr) {
+    e->set("ERR_TRANSPORT_UNAVAILABLE", "transport " + name + " is not available in this build");
+    return -EPROTONOSUPPORT;
+  }
+  std::unique_ptr<Transport> t;
+  std::string err;
+  int rc = ops->create(*this, opts_.transport, &t, &err);
+  if (rc < 0) {
+    e->set("ERR_TRANSPORT_UNAVAILABLE", "transport " + name + ": " + err, -rc);
+    return rc;
+  }
+  Transport* raw = t.get();
+  int grc = 0;
+  std::string gerr;
+  each_group([&](PollGroup& g) {
+    if (grc == 0 && ops->poll_group_create) grc = ops->poll_group_create(*raw, g, &gerr);
+  });
+  if (grc < 0) {
+    each_group([&](PollGroup& g) {
+      if (ops->poll_group_destroy) ops->poll_group_destroy(*raw, g);
+    });
+    ops->destroy(*raw);
+    e->set("ERR_RESOURCE", "transport " + name + ": " + gerr, -grc);
+    return grc;
+  }
+  std::lock_guard<std::mutex> g(mu_);
+  *out = raw;
+  transports_.emplace(name, std::move(t));
+  return 0;
+}
+
+int Target::listen(const ListenAddress& a, CtlError* e) {
+  CTL_GUARD("listen on " + a.str());
+  for (auto& l : listeners()) {
+    if (l == a) {
+      e->set("ERR_ALREADY_EXISTS", "target already listens on " + a.str());
+      return -EEXIST;
+    }
+  }
+  Transport* t;
+  int rc = ensure_transport(a.transport, &t, e);
+  if (rc < 0) return rc;
+  std::string err;
+  rc = t->ops->listen(*t, a, &err);
+  if (rc < 0) {
+    const char* code = rc == -EADDRINUSE ? "ERR_BUSY"
+                       : rc == -EADDRNOTAVAIL || rc == -EINVAL ? "ERR_INVALID_ARGUMENT"
+                                                               : "ERR_RESOURCE";
+    e->set(code, "cannot listen on " + a.str() + ": " + (err.empty() ? strerror(-rc) : err), -rc);
+    return rc;
+  }
+  std::lock_guard<std::mutex> g(mu_);
+  listeners_.push_back(a);
+  return 0;
+}
+
+int Target::stop_listen(const ListenAddress& a, CtlError* e) {
+  CTL_GUARD("stop listening on " + a.str());
+  bool found = false;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    for (auto it = listeners_.begin(); it != listeners_.end(); ++it) {
+      if (*it == a) {
+        listeners_.erase(it);
+        found = true;
+        break;
+      }
+    }
+  }
+  if (!found) {
+    e->set("ERR_NOT_FOUND", "target does not listen on " + a.str());
+    return -ENOENT;
+  }
+  if (Transport* t = transport(a.transport)) t->ops->stop_listen(*t, a);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Ordered shutdown.
+
 void Target::shutdown() {
   {
     std::unique_lock<std::mutex> lk(mu_);
@@ -102,23 +424,131 @@ void Target::shutdown() {
   cv_.notify_all();
 }
 
-void Target::run_shutdown_stages() {
-  set_state(TargetState::PausingSubsystems);
-  set_state(TargetState::StoppingListeners);
-  set_state(TargetState::DisconnectingQpairs);
-  set_state(TargetState::DestroyingSubsystems);
+namespace {
+// Counts down completions that arrive on reactors.
+struct Latch {
+  std::mutex mu;
+  std::condition_variable cv;
+  int count = 0;
+  void done() {
+    std::lock_guard<std::mutex> g(mu);
+    if (--count == 0) cv.notify_all();
+  }
+  bool wait_for(std::chrono::milliseconds d) {
+    std::unique_lock<std::mutex> lk(mu);
+    return cv.wait_for(lk, d, [&] { return count <= 0; });
+  }
+};
+}  // namespace
 
+void Target::run_shutdown_stages() {
+  // Waits for any control call in progress, and keeps new ones out.
+  std::lock_guard<std::mutex> ctl(ctl_mu_);
+  const auto drain_limit = std::chrono::milliseconds(opts_.disconnect_timeout_ms * 2 + 1000);
+
+  // 1. Pause subsystems: new I/O is held, in-flight I/O drains.
+  set_state(TargetState::PausingSubsystems);
+  auto subs = subsystems();
+  for (auto& s : subs) {
+    if (s->type() == SubsystemType::Discovery) continue;
+    if (!s->set_state(SubsystemState::Pausing)) continue;
+    auto deadline = std::chrono::steady_clock::now() + drain_limit;
+    while (s->io_inflight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    s->set_state(SubsystemState::Paused);
+  }
+
+  // 2. Stop listeners: no new connection can arrive.
+  set_state(TargetState::StoppingListeners);
+  std::vector<ListenAddress> ls;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    ls.swap(listeners_);
+  }
+  for (auto& a : ls) {
+    if (Transport* t = transport(a.transport)) t->ops->stop_listen(*t, a);
+  }
+
+  // 3. Disconnect every qpair; each transport flushes and confirms the final
+  // responses before it closes a connection.
+  set_state(TargetState::DisconnectingQpairs);
+  auto ts = transports();
+  Latch latch;
+  {
+    std::vector<std::shared_ptr<PollGroup>> gs;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      gs = linked_;
+    }
+    for (auto& pg : gs) {
+      for (Transport* t : ts) {
+        if (!t->ops->poll_group_disconnect_all) continue;
+        {
+          std::lock_guard<std::mutex> g(latch.mu);
+          latch.count++;
+        }
+        PollGroup* p = pg.get();
+        bool posted = pg->reactor().post([t, p, &latch] {
+          t->ops->poll_group_disconnect_all(*t, *p, [](void* arg) { static_cast<Latch*>(arg)->done(); },
+                                            &latch);
+        });
+        if (!posted) latch.done();
+      }
+    }
+  }
+  if (!latch.wait_for(drain_limit)) {
+    fprintf(stderr, "nvmf-target: shutdown: qpairs still draining after %u ms; forcing teardown\n",
+            unsigned(drain_limit.count()));
+    // The latch lives on this stack: wait until the stragglers reported, as
+    // the reactors still hold a pointer to it. Transports guarantee progress
+    // once a bdev I/O completes.
+    latch.wait_for(std::chrono::hours(24));
+  }
+
+  // 4. Destroy subsystems and controllers.
+  set_state(TargetState::DestroyingSubsystems);
+  for (auto& s : subs) {
+    s->set_state(SubsystemState::Deactivating);
+    disconnect_controllers(*s, opts_.disconnect_timeout_ms);
+    release_namespaces(*s);
+    s->set_state(SubsystemState::Inactive);
+  }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    subsystems_.clear();
+  }
+  subs.clear();
+
+  // 5. Poll groups: unlink every group from the scheduler before any
+  // teardown starts, so no acceptor can pick a group that is going away;
+  // then free per-group transport state and the ring, and join the thread.
   set_state(TargetState::DestroyingPollGroups);
-  // Unlink every group from the scheduler before any teardown starts, so no
-  // acceptor can pick a group that is going away.
   {
     std::lock_guard<std::mutex> g(mu_);
     for (auto& pg : linked_) pg->mark_draining();
     linked_.clear();
   }
-  for (auto& pg : groups_) pg->reactor().stop_and_join();
+  for (auto& pg : groups_) {
+    PollGroup* p = pg.get();
+    pg->reactor().call([p, &ts] {
+      for (Transport* t : ts) {
+        if (t->ops->poll_group_destroy) t->ops->poll_group_destroy(*t, *p);
+      }
+      p->tgroups.clear();
+      p->uring.fini();
+    });
+    pg->reactor().stop_and_join();
+  }
 
+  // 6. Transports (RDMA PD/CQ/channel) and bdevs.
   set_state(TargetState::DestroyingTransports);
+  for (Transport* t : ts) t->ops->destroy(*t);
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    transports_.clear();
+    bdevs_.clear();
+  }
   set_state(TargetState::Destroyed);
 }
 
