@@ -12,3 +12,19 @@ export {
   type ListenAddress,
 } from './target';
 export { Subsystem, type NamespaceOptions, type HostOptions, type NamespaceInfo } from './subsystem';
+export {
+  connect,
+  discover,
+  DISCOVERY_NQN,
+  HostController,
+  type HostConnectOptions,
+  type ControllerInfo,
+  type ControllerIdentify,
+  type NamespaceIdentify,
+  type DiscoveryEntry,
+  type DiscoverOptions,
+  type LogPageOptions,
+  type IoOptions,
+  type RawOptions,
+  type RawCompletion,
+} from './host';

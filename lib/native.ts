@@ -97,9 +97,146 @@ export interface NativeTarget {
   stats(): Promise<NativeGroupStats[]>;
 }
 
+// ---- host (initiator) library: src-native/addon/host_wrap.cc ----
+
+export interface NativeHostConnectOptions {
+  transport?: 'tcp';
+  /** Numeric IPv4/IPv6 address (lib/host.ts resolves names first). */
+  address: string;
+  port?: number;
+  subnqn: string;
+  hostnqn: string;
+  hostid?: Buffer;
+  ioQueues?: number;
+  queueDepth?: number;
+  /** Keep alive timeout in ms; 0 disables keep alive. */
+  kato?: number;
+  hdgst?: boolean;
+  ddgst?: boolean;
+  timeoutMs?: number;
+  commandTimeoutMs?: number;
+}
+
+export interface NativeHostConnectInfo {
+  cntlid: number;
+  ioQueues: number;
+  queueDepth: number;
+  /** 0 = no limit (MDTS 0). */
+  maxTransferBytes: number;
+  inCapsuleBytes: number;
+  discovery: boolean;
+  kato: number;
+}
+
+export interface NativeIdentifyController {
+  vid: number;
+  ssvid: number;
+  sn: string;
+  mn: string;
+  fr: string;
+  cmic: number;
+  mdts: number;
+  maxTransferBytes: number;
+  cntlid: number;
+  ver: number;
+  version: string;
+  oaes: number;
+  ctratt: number;
+  cntrltype: number;
+  oacs: number;
+  acl: number;
+  aerl: number;
+  lpa: number;
+  elpe: number;
+  kas: number;
+  sqes: number;
+  cqes: number;
+  maxcmd: number;
+  nn: number;
+  oncs: number;
+  fuses: number;
+  vwc: number;
+  sgls: number;
+  subnqn: string;
+  ioccsz: number;
+  iorcsz: number;
+  icdoff: number;
+  fcatt: number;
+  msdbd: number;
+  ofcs: number;
+  raw: Buffer;
+}
+
+export interface NativeIdentifyNamespace {
+  nsid: number;
+  nsze: number | bigint;
+  ncap: number | bigint;
+  nuse: number | bigint;
+  nsfeat: number;
+  nlbaf: number;
+  flbas: number;
+  lbaFormat: number;
+  /** 0 when the format in use is out of range. */
+  blockSize: number;
+  metadataSize: number;
+  nmic: number;
+  dlfeat: number;
+  nguid: string;
+  eui64: string;
+  uuid?: string;
+  raw: Buffer;
+}
+
+export interface NativeDiscoveryEntry {
+  trtype: number;
+  adrfam: number;
+  subtype: number;
+  treq: number;
+  portid: number;
+  cntlid: number;
+  asqsz: number;
+  eflags: number;
+  trsvcid: string;
+  subnqn: string;
+  traddr: string;
+  sectype: number;
+}
+
+export interface NativeRawCompletion {
+  cqe: { dw0: number; dw1: number; sqhd: number; sqid: number; cid: number; status: number };
+  /** (SCT << 8) | SC */
+  status: number;
+  bytes: number;
+}
+
+export interface NativeRawOptions {
+  dir?: 'none' | 'h2c' | 'c2h';
+  keepDptr?: boolean;
+}
+
+export interface NativeHost {
+  connect(o: NativeHostConnectOptions): Promise<NativeHostConnectInfo>;
+  info(): { state: string; ioQueues?: number; maxTransferBytes?: number; tid?: number };
+  identify(): Promise<NativeIdentifyController>;
+  identifyNamespace(nsid: number): Promise<NativeIdentifyNamespace>;
+  activeNamespaces(startNsid?: number): Promise<number[]>;
+  read(nsid: number, slba: number | bigint, nlb: number, buffer: Uint8Array, queue?: number): Promise<number>;
+  write(nsid: number, slba: number | bigint, nlb: number, buffer: Uint8Array, queue?: number): Promise<number>;
+  compare(nsid: number, slba: number | bigint, nlb: number, buffer: Uint8Array, queue?: number): Promise<number>;
+  flush(nsid: number, queue?: number): Promise<void>;
+  writeZeroes(nsid: number, slba: number | bigint, nlb: number, queue?: number): Promise<void>;
+  deallocate(nsid: number, ranges: Array<{ slba: number | bigint; nlb: number }>, queue?: number): Promise<void>;
+  getLogPage(lid: number, length: number, offset?: number | bigint, nsid?: number, lsp?: number): Promise<Buffer>;
+  discover(): Promise<{ genctr: number | bigint; entries: NativeDiscoveryEntry[] }>;
+  rawAdmin(sqe: Uint8Array, data?: Uint8Array | null, opts?: NativeRawOptions): Promise<NativeRawCompletion>;
+  rawIo(qid: number, sqe: Uint8Array, data?: Uint8Array | null, opts?: NativeRawOptions): Promise<NativeRawCompletion>;
+  close(): Promise<void>;
+}
+
 export interface NativeAddon {
   napiVersion: number;
   NativeTarget: new (options: object, emit: (name: string, json: string) => void) => NativeTarget;
+  NativeHost: new (emit: (name: string, json: string) => void) => NativeHost;
 }
 
 let cached: NativeAddon | undefined;

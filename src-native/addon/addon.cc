@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "addon/addon_data.h"
+#include "addon/host_wrap.h"
 #include "addon/target_wrap.h"
 
 namespace nvmf {
@@ -54,6 +55,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(data);
   napi_add_env_cleanup_hook(env, &AddonData::cleanup_hook, data);
   TargetWrap::Init(env, exports);
+  HostWrap::Init(env, exports);
   exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
   return exports;
 }

@@ -27,8 +27,13 @@ struct TargetHandle {
   std::vector<uint64_t> destroy_waiters;  // promise ids sharing one destroy
 };
 
+struct HostHandle;  // addon/host_wrap.h
+
 struct AddonData {
   std::set<std::shared_ptr<TargetHandle>> live;
+  // Open host connections (NativeHost); host_wrap.cc's own cleanup hook
+  // closes them before this struct's hook runs.
+  std::set<std::shared_ptr<HostHandle>> hosts;
   struct Destroyer {
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> done;

@@ -68,6 +68,8 @@ Napi::Value TargetWrap::CreateBdev(const Napi::CallbackInfo& info) {
       !get_uint(o, "numBlocks", uint64_t(1) << 52, &nb, false) || !get_bool(o, "direct", &b.direct)) {
     return env.Undefined();
   }
+  // uring without an explicit block size: the device's own (files: 512).
+  if (b.type == "uring" && o.Get("blockSize").IsUndefined()) bs = 0;
   b.block_size = uint32_t(bs);
   b.num_blocks = nb;
   return CtlWorker::Run(env, "nvmf:createBdev", [t, b]() {

@@ -55,10 +55,19 @@ bool begin(uint8_t* buf, size_t cap, size_t total) {
   return true;
 }
 
+// Every message starts with AUTH-Type, AUTH-Id, 2 reserved bytes and T_ID.
+constexpr size_t kTidOffset = 4;
+static_assert(offsetof(wire::NegotiateHeader, t_id) == kTidOffset);
+static_assert(offsetof(wire::ChallengeHeader, t_id) == kTidOffset);
+static_assert(offsetof(wire::ReplyHeader, t_id) == kTidOffset);
+static_assert(offsetof(wire::Success1Header, t_id) == kTidOffset);
+static_assert(offsetof(wire::Success2Message, t_id) == kTidOffset);
+static_assert(offsetof(wire::FailureMessage, t_id) == kTidOffset);
+
 void put_header(uint8_t* buf, AuthType type, MessageId id, uint16_t t_id) {
   buf[0] = static_cast<uint8_t>(type);
   buf[1] = static_cast<uint8_t>(id);
-  put_le16(buf + offsetof(wire::ChallengeHeader, t_id), t_id);
+  put_le16(buf + kTidOffset, t_id);
 }
 
 }  // namespace
@@ -141,7 +150,7 @@ FailureReason failure_reason_for(DecodeError e) {
 // ---- decoding ----
 
 DecodeError decode_header(const uint8_t* buf, size_t len, MessageHeader* out) {
-  constexpr size_t kCommonPart = offsetof(wire::FailureMessage, t_id) + 2;
+  constexpr size_t kCommonPart = kTidOffset + 2;
   if (buf == nullptr || len < kCommonPart) return DecodeError::Truncated;
   const uint8_t type = buf[0];
   const uint8_t id = buf[1];
@@ -159,7 +168,7 @@ DecodeError decode_header(const uint8_t* buf, size_t len, MessageHeader* out) {
   }
   out->auth_type = type;
   out->auth_id = id;
-  out->t_id = get_le16(buf + offsetof(wire::FailureMessage, t_id));
+  out->t_id = get_le16(buf + kTidOffset);
   return DecodeError::Ok;
 }
 

@@ -23,6 +23,34 @@ int queue_init(unsigned entries, unsigned flags, io_uring* ring) {
   return io_uring_queue_init_params(entries, ring, &p);
 }
 
+// Hands the prepared SQEs to the kernel; returns true when it took some.
+// -EBUSY/-EAGAIN (CQ overflow backlog, no memory for requests) and -EINTR
+// leave them queued for the next poll(). liburing has already published the
+// SQ tail, so whatever the kernel has not consumed is what stays pending.
+bool submit_pending(io_uring* ring, unsigned* pending) {
+  if (*pending == 0) return false;
+  int rc = io_uring_submit(ring);
+  *pending = io_uring_sq_ready(ring);
+  return rc > 0;
+}
+
+// Runs the callback of every visible CQE, then releases them in one store.
+unsigned reap(io_uring* ring, unsigned* inflight) {
+  unsigned head;
+  unsigned n = 0;
+  io_uring_cqe* cqe;
+  io_uring_for_each_cqe(ring, head, cqe) {
+    auto* op = reinterpret_cast<UringOp*>(io_uring_cqe_get_data(cqe));
+    --*inflight;
+    n++;
+    // The CQE stays valid during the callback (not advanced yet); callbacks
+    // may prepare new SQEs (resubmit a short read, start the next I/O).
+    op->cb(op, cqe->res, cqe);
+  }
+  if (n > 0) io_uring_cq_advance(ring, n);
+  return n;
+}
+
 }  // namespace
 
 Uring::~Uring() {
@@ -47,36 +75,27 @@ int Uring::init(Reactor& reactor, unsigned entries, bool big) {
   if (rc == -EINVAL) rc = queue_init(entries, size_flags, &ring_);
   if (rc < 0) return rc;
 
-  rc = attach(reactor);
-  if (rc < 0) {
-    io_uring_queue_exit(&ring_);
-    ring_ = io_uring{};
-    return rc;
-  }
-  reactor_ = &reactor;
-  big_ = big;
-  ready_ = true;
-  pending_ = 0;
-  inflight_ = 0;
-  return 0;
-}
-
-// The eventfd (interrupt mode wakes on completions) and the poller (busy
-// modes reap every iteration). Unwinds itself on failure.
-int Uring::attach(Reactor& reactor) {
+  // The eventfd wakes an interrupt-mode reactor on completions; the poller
+  // reaps every iteration in the busy modes.
   efd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (efd_ < 0) return -errno;
-  int rc = io_uring_register_eventfd(&ring_, efd_);
+  rc = efd_ < 0 ? -errno : io_uring_register_eventfd(&ring_, efd_);
   if (rc == 0) rc = reactor.add_fd(efd_, EPOLLIN, this);
   if (rc < 0) {
-    close(efd_);
+    if (efd_ >= 0) close(efd_);
     efd_ = -1;
+    io_uring_queue_exit(&ring_);
+    ring_ = io_uring{};
     return rc;
   }
   // A busy-polling reactor reaps every iteration anyway; an eventfd write per
   // completion would only cost kernel time and a read per loop.
   if (reactor.mode() == PollMode::Poll) io_uring_cq_eventfd_toggle(&ring_, false);
   poller_ = reactor.add_poller([this] { return poll(); });
+  reactor_ = &reactor;
+  big_ = big;
+  ready_ = true;
+  pending_ = 0;
+  inflight_ = 0;
   return 0;
 }
 
@@ -97,7 +116,7 @@ io_uring_sqe* Uring::get_sqe(UringOp* op) {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (sqe == nullptr) {
     // SQ full: hand the prepared batch to the kernel now and retry once.
-    submit();
+    submit_pending(&ring_, &pending_);
     sqe = io_uring_get_sqe(&ring_);
     if (sqe == nullptr) return nullptr;
   }
@@ -112,43 +131,17 @@ io_uring_sqe* Uring::get_sqe(UringOp* op) {
   return sqe;
 }
 
-// Returns true when the kernel took something.
-bool Uring::submit() {
-  if (pending_ == 0) return false;
-  int rc = io_uring_submit(&ring_);
-  // -EBUSY/-EAGAIN (CQ overflow backlog, no memory for requests), -EINTR:
-  // the SQEs stay queued and the next poll() retries. liburing already
-  // published the SQ tail, so whatever the kernel has not consumed is what
-  // still counts as pending.
-  pending_ = io_uring_sq_ready(&ring_);
-  return rc > 0;
-}
-
-unsigned Uring::reap() {
-  unsigned head;
-  unsigned n = 0;
-  io_uring_cqe* cqe;
-  io_uring_for_each_cqe(&ring_, head, cqe) {
-    auto* op = reinterpret_cast<UringOp*>(io_uring_cqe_get_data(cqe));
-    inflight_--;
-    n++;
-    // The CQE stays valid during the callback (not yet advanced); callbacks
-    // may prepare new SQEs (resubmit a short read, start the next I/O).
-    op->cb(op, cqe->res, cqe);
-  }
-  if (n > 0) io_uring_cq_advance(&ring_, n);
-  return n;
-}
-
 int Uring::poll() {
   if (!ready_) return 0;
-  int work = submit() ? 1 : 0;
-  unsigned n = reap();
+  // SQEs the kernel refused for now (-EBUSY) count as work: the loop must
+  // not go to sleep on them, nothing else would wake it to retry.
+  int work = submit_pending(&ring_, &pending_) || pending_ > 0 ? 1 : 0;
+  unsigned n = reap(&ring_, &inflight_);
   // The kernel parks CQEs that did not fit on an overflow list; it moves
   // them to the ring only when asked (an enter with GETEVENTS).
   while (io_uring_cq_has_overflow(&ring_)) {
     io_uring_get_events(&ring_);
-    unsigned more = reap();
+    unsigned more = reap(&ring_, &inflight_);
     if (more == 0) break;
     n += more;
   }

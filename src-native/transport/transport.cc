@@ -1,1 +1,17 @@
-// placeholder: being written
+#include "transport/transport.h"
+
+namespace nvmf {
+
+std::string ListenAddress::str() const {
+  // A bare IPv6 address would be ambiguous next to ":port", hence the brackets.
+  const bool v6 = ipv6 || address.find(':') != std::string::npos;
+  std::string host = v6 ? "[" + address + "]" : address;
+  return transport + ":" + host + ":" + std::to_string(port);
+}
+
+const TransportOps* transport_ops_by_name(const std::string& name) {
+  if (name == kTcpTransportOps.name) return &kTcpTransportOps;
+  return nullptr;  // "rdma" joins here with rdma.cc
+}
+
+}  // namespace nvmf
