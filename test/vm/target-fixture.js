@@ -8,6 +8,7 @@
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
+const net = require('node:net');
 const readline = require('node:readline');
 const { Target } = require(path.resolve(__dirname, '../../dist'));
 
@@ -28,7 +29,11 @@ const FILE_NQN = 'nqn.2024-01.io.nvmf-target:vm-file';
   await b.addNamespace({ bdev: 'f0' });
   await target.listen({ transport: 'tcp', address, port: 4420 });
   console.log('READY');
-  const rl = readline.createInterface({ input: fs.createReadStream(fifo) });
+  // A pipe handle, not fs.createReadStream: a threadpool read() blocked on
+  // the FIFO would keep process.exit() from finishing (libuv joins the pool).
+  const fd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+  const input = new net.Socket({ fd, readable: true, writable: false });
+  const rl = readline.createInterface({ input });
   for await (const line of rl) {
     const [cmd, ...args] = line.trim().split(/\s+/);
     try {

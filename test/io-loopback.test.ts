@@ -1,0 +1,202 @@
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Target, connect, type HostController } from '../dist';
+import { HOSTNQN, SUBNQN, serveRam } from './helpers/target';
+
+function sqe(opc: number, nsid: number, slba: bigint, nlb0: number): Buffer {
+  const b = Buffer.alloc(64);
+  b[0] = opc;
+  b.writeUInt32LE(nsid, 4);
+  b.writeBigUInt64LE(slba, 40); // cdw10-11
+  b.writeUInt16LE(nlb0, 48); // cdw12 NLB (0-based)
+  return b;
+}
+
+t.test('round trips of every I/O command (512 and 4096-byte blocks)', async (t) => {
+  const target = await Target.create({ reactors: 2 });
+  t.teardown(() => target.destroy());
+  const sub = await target.createSubsystem({ nqn: SUBNQN, allowAnyHost: true });
+  await target.createBdev({ name: 'a', type: 'malloc', sizeBytes: 8 << 20, blockSize: 512 });
+  await target.createBdev({ name: 'b', type: 'malloc', sizeBytes: 8 << 20, blockSize: 4096 });
+  t.equal(await sub.addNamespace({ bdev: 'a' }), 1);
+  t.equal(await sub.addNamespace({ bdev: 'b' }), 2);
+  const port = (await import('./helpers/target')).freePort;
+  const p = await port();
+  await target.listen({ transport: 'tcp', address: '127.0.0.1', port: p });
+  const h = await connect({ address: '127.0.0.1', port: p, subnqn: SUBNQN, hostnqn: HOSTNQN, ioQueues: 2 });
+  t.teardown(() => h.close());
+
+  const id = await h.identify();
+  t.equal(id.nn, 32, 'identify: nn = maxNamespaces');
+  const nss = await h.namespaces();
+  t.same(nss.map((n) => [n.nsid, n.blockSize, Number(n.nsze)]), [[1, 512, 16384], [2, 4096, 2048]], 'namespaces and their formats');
+
+  for (const [nsid, bs] of [[1, 512], [2, 4096]] as const) {
+    const data = randomBytes(bs * 37); // crosses the in-capsule size: R2T path
+    await h.write(nsid, 5, data);
+    t.same(await h.read(nsid, 5, 37), data, `ns${nsid}: write then read`);
+    const small = randomBytes(bs);
+    await h.write(nsid, 100, small); // in-capsule write
+    t.same(await h.read(nsid, 100, 1), small, `ns${nsid}: small in-capsule write`);
+    t.equal(await h.compare(nsid, 5, data), true, `ns${nsid}: compare equal`);
+    const other = Buffer.from(data);
+    other[7] ^= 0xff;
+    t.equal(await h.compare(nsid, 5, other), false, `ns${nsid}: compare differs`);
+    await h.writeZeroes(nsid, 6, 3);
+    const z = await h.read(nsid, 5, 5);
+    t.same(z.subarray(bs, 4 * bs), Buffer.alloc(3 * bs), `ns${nsid}: write zeroes`);
+    t.same(z.subarray(0, bs), data.subarray(0, bs), `ns${nsid}: write zeroes leaves neighbours`);
+    await h.deallocate(nsid, [{ lba: 20, blocks: 4 }, { lba: 30, blocks: 2 }]);
+    t.same(await h.read(nsid, 20, 4), Buffer.alloc(4 * bs), `ns${nsid}: deallocate reads zeroes`);
+    await h.flush(nsid);
+    t.pass(`ns${nsid}: flush`);
+  }
+  const stats = await target.stats();
+  const qps = stats.flatMap((g) => g.qpairs);
+  t.equal(qps.length, 3, 'admin + 2 I/O qpairs in stats');
+  t.ok(qps.some((q) => q.bytesWritten > 0 && q.bytesRead > 0), 'byte counters move');
+});
+
+t.test('NVMe status codes for bad commands', async (t) => {
+  const { target, port } = await serveRam({ sizes: [1 << 20] });
+  t.teardown(() => target.destroy());
+  const h: HostController = await connect({ address: '127.0.0.1', port, subnqn: SUBNQN, hostnqn: HOSTNQN });
+  t.teardown(() => h.close());
+  const blocks = (1 << 20) / 512;
+  const buf = Buffer.alloc(512);
+  let r = await h.ioRaw(1, sqe(0x02, 1, BigInt(blocks), 0), buf, { dir: 'c2h' });
+  t.equal(r.status, 0x80, 'read past the end: LBA Out of Range');
+  r = await h.ioRaw(1, sqe(0x02, 1, BigInt(blocks - 1), 1), Buffer.alloc(1024), { dir: 'c2h' });
+  t.equal(r.status, 0x80, 'read crossing the end: LBA Out of Range');
+  r = await h.ioRaw(1, sqe(0x01, 1, BigInt(blocks), 0), buf, { dir: 'h2c' });
+  t.equal(r.status, 0x80, 'write past the end: LBA Out of Range');
+  r = await h.ioRaw(1, sqe(0x02, 7, 0n, 0), buf, { dir: 'c2h' });
+  t.equal(r.status, 0x0b, 'unknown nsid: Invalid Namespace or Format');
+  r = await h.ioRaw(1, sqe(0x02, 0, 0n, 0), buf, { dir: 'c2h' });
+  t.equal(r.status, 0x0b, 'nsid 0: Invalid Namespace or Format');
+  r = await h.ioRaw(1, sqe(0x7e, 1, 0n, 0));
+  t.equal(r.status, 0x01, 'unknown I/O opcode: Invalid Command Opcode');
+  r = await h.adminRaw(sqe(0xc5, 0, 0n, 0));
+  t.equal(r.status, 0x01, 'unknown admin opcode: Invalid Command Opcode');
+  // Our host refuses to send beyond MDTS, so the SGL is written by hand:
+  // a transport data block (type 5, subtype Ah) claiming 256 KiB.
+  const big = sqe(0x01, 1, 0n, 511);
+  big[1] = 0x40; // PSDT: SGL
+  big.writeUInt32LE(256 * 1024, 32);
+  big[39] = 0x5a;
+  r = await h.ioRaw(1, big, undefined, { keepDptr: true });
+  t.equal(r.status, 0x0f, 'transfer beyond MDTS: Data SGL Length Invalid');
+  r = await h.ioRaw(1, sqe(0x02, 1, 0n, 3), buf, { dir: 'c2h' });
+  t.not(r.status, 0, `SGL shorter than NLB blocks is refused (status 0x${r.status.toString(16)})`);
+  // The queue still works after all of that.
+  await h.write(1, 0, Buffer.alloc(512, 7));
+  t.same(await h.read(1, 0, 1), Buffer.alloc(512, 7), 'queue still serves');
+});
+
+t.test('64 connections x QD32 random writes and reads with verification for 10 s', async (t) => {
+  const NS_BLOCKS = 65536; // 32 MiB of 512-byte blocks
+  const { target, port } = await serveRam({ sizes: [NS_BLOCKS * 512], reactors: 2 });
+  t.teardown(() => target.destroy());
+  const CONNS = 64;
+  const QD = 32;
+  const SECONDS = Number(process.env.NVMF_SOAK_SECONDS ?? 10);
+  const hosts = await Promise.all(
+    Array.from({ length: CONNS }, () => connect({ address: '127.0.0.1', port, subnqn: SUBNQN, hostnqn: HOSTNQN, queueDepth: QD })),
+  );
+  t.teardown(() => Promise.all(hosts.map((h) => h.close())));
+  // Each (connection, slot) owns a disjoint region, so every read has a known
+  // expected content: what that slot wrote there last.
+  const slots = CONNS * QD;
+  const region = Math.floor(NS_BLOCKS / slots); // blocks per slot
+  let ios = 0;
+  let mismatches = 0;
+  const deadline = Date.now() + SECONDS * 1000;
+  const worker = async (h: HostController, slot: number) => {
+    const base = slot * region;
+    const shadow = new Map<number, Buffer>();
+    while (Date.now() < deadline) {
+      const nlb = 1 + Math.floor(Math.random() * Math.min(8, region));
+      const off = Math.floor(Math.random() * (region - nlb + 1));
+      if (Math.random() < 0.5 || shadow.size === 0) {
+        const data = randomBytes(nlb * 512);
+        await h.write(1, base + off, data);
+        for (let i = 0; i < nlb; i++) shadow.set(off + i, data.subarray(i * 512, (i + 1) * 512));
+      } else {
+        const got = await h.read(1, base + off, nlb);
+        for (let i = 0; i < nlb; i++) {
+          const want = shadow.get(off + i) ?? Buffer.alloc(512);
+          if (!got.subarray(i * 512, (i + 1) * 512).equals(want)) mismatches++;
+        }
+      }
+      ios++;
+    }
+  };
+  const t0 = Date.now();
+  await Promise.all(hosts.flatMap((h, c) => Array.from({ length: QD }, (_, s) => worker(h, c * QD + s))));
+  const secs = (Date.now() - t0) / 1000;
+  t.comment(`${ios} I/Os in ${secs.toFixed(1)} s over ${CONNS} connections x QD${QD}`);
+  t.ok(ios > slots, 'every slot did I/O');
+  t.equal(mismatches, 0, 'zero mismatches');
+  const stats = await target.stats();
+  const perGroup = stats.map((g) => g.qpairs.length);
+  t.ok(perGroup.every((n) => n > 0), `connections spread over reactors (${perGroup.join('/')})`);
+});
+
+t.test('a file-backed namespace keeps its data across a target restart', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nvmf-file-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'disk.img');
+  const data = randomBytes(4096 * 9);
+  for (const round of [1, 2]) {
+    const target = await Target.create();
+    const bdev = await target.createBdev({ name: 'f', type: 'uring', path: file, sizeBytes: 16 << 20, blockSize: 4096 });
+    t.equal(bdev.sizeBytes, 16 << 20, `round ${round}: size`);
+    const sub = await target.createSubsystem({ nqn: SUBNQN, allowAnyHost: true });
+    await sub.addNamespace({ bdev: 'f' });
+    const port = await (await import('./helpers/target')).freePort();
+    await target.listen({ transport: 'tcp', address: '127.0.0.1', port });
+    const h = await connect({ address: '127.0.0.1', port, subnqn: SUBNQN, hostnqn: HOSTNQN });
+    if (round === 1) {
+      await h.write(1, 11, data);
+      await h.flush(1);
+    } else {
+      t.same(await h.read(1, 11, 9), data, 'data written before the restart reads back');
+    }
+    await h.close();
+    await target.destroy();
+  }
+});
+
+t.test('destroy() while own hosts run I/O: resolves, hosts see errors not hangs', async (t) => {
+  const { target, port } = await serveRam({ sizes: [8 << 20], reactors: 2 });
+  const hosts = await Promise.all(
+    Array.from({ length: 8 }, () => connect({ address: '127.0.0.1', port, subnqn: SUBNQN, hostnqn: HOSTNQN, queueDepth: 16, commandTimeoutMs: 10_000 })),
+  );
+  let done = 0;
+  const outcomes = new Map<string, number>();
+  const loop = async (h: HostController) => {
+    for (;;) {
+      try {
+        if (Math.random() < 0.5) await h.write(1, Math.floor(Math.random() * 16000), randomBytes(4096));
+        else await h.read(1, Math.floor(Math.random() * 16000), 8);
+        done++;
+      } catch (e) {
+        const code = (e as { code: string }).code;
+        outcomes.set(code, (outcomes.get(code) ?? 0) + 1);
+        return;
+      }
+    }
+  };
+  const loops = hosts.flatMap((h) => Array.from({ length: 16 }, () => loop(h)));
+  await new Promise((r) => setTimeout(r, 300));
+  const before = done;
+  await target.destroy();
+  t.equal(target.state, 'destroyed', 'destroy resolved');
+  await Promise.all(loops);
+  t.ok(before > 0, `I/O was running (${before} done before destroy)`);
+  t.same([...outcomes.keys()], ['ERR_CONNECTION'], `every I/O loop ended with ERR_CONNECTION (${JSON.stringify([...outcomes])})`);
+  await Promise.all(hosts.map((h) => h.close()));
+});
