@@ -57,7 +57,9 @@ t.test('round trips of every I/O command (512 and 4096-byte blocks)', async (t) 
   const stats = await target.stats();
   const qps = stats.flatMap((g) => g.qpairs);
   t.equal(qps.length, 3, 'admin + 2 I/O qpairs in stats');
-  t.ok(qps.some((q) => q.bytesWritten > 0 && q.bytesRead > 0), 'byte counters move');
+  const written = qps.reduce((a, q) => a + q.bytesWritten, 0);
+  t.equal(written, 38 * 512 + 38 * 4096, 'bytesWritten counts each written payload byte once');
+  t.ok(qps.some((q) => q.bytesRead > 0), 'bytesRead moves');
 });
 
 t.test('NVMe status codes for bad commands', async (t) => {

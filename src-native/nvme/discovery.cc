@@ -44,9 +44,10 @@ bool make_entry(const Subsystem& s, const ListenAddress& l, uint16_t portid, uin
   e->trtype = ops->trtype;
   e->adrfam = (l.ipv6 || is_ipv6(l.address)) ? kAdrfamIpv6 : kAdrfamIpv4;
   e->subtype = kSubtypeNvme;
-  // No TLS here; the generic layer honours a host's request to disable SQ
-  // flow control (Connect CATTR).
-  e->treq = (ops->trtype == kTrtypeTcp ? kTreqSecureChannelNotRequired : 0) | kTreqDisableSqFlow;
+  // Secure channel "not specified" (no TLS offered), as the Linux target
+  // reports it: nvme-cli and libnvme know that combination. The generic
+  // layer honours a host's request to disable SQ flow control (Connect CATTR).
+  e->treq = kTreqDisableSqFlow;
   e->portid = portid;
   e->cntlid = kCntlidDynamic;
   e->asqsz = asqsz;

@@ -96,6 +96,16 @@ void request_complete(Request* req) {
   q->transport().ops->req_complete(req);
 }
 
+void request_fail_early(Request* req, Status s, bool dnr) {
+  Qpair* q = req->qpair;
+  q->stats.commands++;
+  q->stats.outstanding++;
+  if (q->stats.outstanding > q->stats.max_outstanding) q->stats.max_outstanding = q->stats.outstanding;
+  q->advance_sqhd();
+  q->last_cmd_ns = now_ns();
+  request_complete_status(req, s, dnr);
+}
+
 void request_complete_status(Request* req, Status s, bool dnr) {
   // DNR on a success would be nonsense; callers pass dnr for errors only.
   req->set_status(s, dnr && !s.ok());

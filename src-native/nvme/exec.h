@@ -21,6 +21,11 @@ void request_exec(Request* req);
 // and hands `req` to transport.ops->req_complete.
 void request_complete(Request* req);
 
+// Transport -> core: a command that failed before it could run (bad SGL,
+// digest error). Counted and sequenced like any command, then completed
+// with `s` without being executed.
+void request_fail_early(Request* req, Status s, bool dnr);
+
 // Convenience: set status and complete.
 void request_complete_status(Request* req, Status s, bool dnr = true);
 

@@ -948,7 +948,6 @@ void TcpQpair::capsule_done() {
   // A data digest error leaves the framing intact: the command fails with a
   // retryable status, the connection lives on.
   if (!pdu_.digest_ok) r->fail(GenericSc::TransientTransportError, false);
-  if (r->in_capsule && !r->failed) stats.bytes_written += r->length;
   const bool by_r2t = r->xfer == XferDir::HostToCtrl && !r->in_capsule && r->length > 0;
   r->state = (r->failed || !by_r2t) ? ReqState::Ready : ReqState::NeedData;
   req_process(r);
@@ -959,7 +958,7 @@ void TcpQpair::h2c_done() {
   rx_req_ = nullptr;
   if (!r) return;
   r->h2c_off += pdu_.data_len;
-  stats.bytes_written += pdu_.data_len;
+
   if (!pdu_.digest_ok) r->fail(GenericSc::TransientTransportError, false);
   req_process(r);
 }
@@ -1045,8 +1044,7 @@ void TcpQpair::req_process(TcpRequest* r) {
       case ReqState::Ready:
         r->state = ReqState::Executing;
         if (r->failed) {
-          advance_sqhd();  // consumed without request_exec, which would have done it
-          request_complete_status(r, r->status, r->fail_dnr);
+          request_fail_early(r, r->status, r->fail_dnr);
         } else {
           request_exec(r);
         }
@@ -1173,7 +1171,7 @@ bool TcpQpair::queue_c2h(TcpRequest* r) {
     p.add(r->ddgst, dd);
   }
   p.done_req = success ? r : nullptr;
-  stats.bytes_read += total;
+
   enqueue(&p);
   return success;
 }

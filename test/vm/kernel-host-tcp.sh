@@ -36,6 +36,15 @@ dev_of() {  # the nvme controller name for a subsystem NQN
   done; return 1
 }
 wait_dev() { for i in $(seq 1 100); do [[ -b /dev/$1 ]] && return 0; sleep 0.1; done; return 1; }
+# The block device of namespace $2 on controller $1 (the kernel numbers
+# block devices in scan order, not by NSID).
+ns_dev() {
+  local d; for i in $(seq 1 100); do
+    for d in /sys/class/nvme/$1/nvme*n*; do
+      [[ -f $d/nsid && $(cat "$d/nsid") == "$2" && -b /dev/$(basename "$d") ]] && { basename "$d"; return 0; }
+    done; sleep 0.1
+  done; return 1
+}
 
 # --- discovery
 disc=$(nvme discover -t tcp -a "$ADDR" -s 4420 2>&1)
@@ -59,15 +68,18 @@ for variant in plain digests; do
     check "$sub/$variant: nvme connect" nvme connect -t tcp -a "$ADDR" -s 4420 -n "$nqn" "${flags[@]}" \
       --ctrl-loss-tmo=2 --reconnect-delay=1
     c=$(dev_of "$nqn") || { bad "$sub/$variant: controller appears"; continue; }
-    check "$sub/$variant: block device ${c}n1 appears" wait_dev "${c}n1"
-    check "$sub/$variant: size is $size" [ "$(blockdev --getsize64 "/dev/${c}n1")" = "$size" ]
+    n1=$(ns_dev "$c" 1) || { bad "$sub/$variant: block device of namespace 1 appears"; continue; }
+    ok "$sub/$variant: block device $n1 (nsid 1) appears"
+    check "$sub/$variant: size is $size" [ "$(blockdev --getsize64 "/dev/$n1")" = "$size" ]
     check "$sub/$variant: model is $model" [ "$(sed 's/ *$//' "/sys/class/nvme/$c/model")" = "$model" ]
     check "$sub/$variant: serial is $serial" [ "$(sed 's/ *$//' "/sys/class/nvme/$c/serial")" = "$serial" ]
-    check "$sub/$variant: fio randwrite 4k-128k qd32 x2 verify=crc32c" run_fio "${c}n1" "$sub-$variant"
+    check "$sub/$variant: fio randwrite 4k-128k qd32 x2 verify=crc32c" run_fio "$n1" "$sub-$variant"
     if [[ $sub == malloc && $variant == plain ]]; then
       r=$(ctl add-ns "$MALLOC_NQN" m1 64)
       check "add a namespace while connected ($r)" grep -q '^OK' <<<"$r"
-      check "the new block device ${c}n2 appears" wait_dev "${c}n2"
+      n2=$(ns_dev "$c" 2)
+      check "the new block device of namespace 2 appears (${n2:-none})" [ -n "$n2" ]
+      check "namespace 2 has the size given (64 MiB)" [ "$(blockdev --getsize64 "/dev/$n2" 2>/dev/null)" = "$((64 << 20))" ]
     fi
     check "$sub/$variant: nvme disconnect" nvme disconnect -n "$nqn"
     for i in $(seq 1 50); do [[ -e /sys/class/nvme/$c ]] || break; sleep 0.1; done
@@ -77,8 +89,8 @@ done
 
 # --- destroy under load: hosts see errors, not hangs
 nvme connect -t tcp -a "$ADDR" -s 4420 -n "$MALLOC_NQN" --ctrl-loss-tmo=2 --reconnect-delay=1 >/dev/null 2>&1
-c=$(dev_of "$MALLOC_NQN") && wait_dev "${c}n1"
-timeout 120 fio --name=load --filename="/dev/${c}n1" --ioengine=libaio --direct=1 --rw=randrw \
+c=$(dev_of "$MALLOC_NQN") && n1=$(ns_dev "$c" 1)
+timeout 120 fio --name=load --filename="/dev/$n1" --ioengine=libaio --direct=1 --rw=randrw \
   --bs=4k --iodepth=32 --time_based --runtime=60 >/tmp/fio-load.txt 2>&1 &
 LOAD=$!
 sleep 3
