@@ -3,17 +3,20 @@
 //   node scripts/build-native.js          -> build/Release/nvmf_target.node
 //   node scripts/build-native.js --asan   -> build-asan/Release/nvmf_target.node (clang,
 //                                            -fsanitize=address,undefined)
+//   --out DIR   build somewhere else (load it with NVMF_TARGET_NATIVE=DIR/Release/nvmf_target.node)
 'use strict';
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 
 const asan = process.argv.includes('--asan');
+const outIdx = process.argv.indexOf('--out');
+const out = outIdx > 0 ? process.argv[outIdx + 1] : asan ? 'build-asan' : 'build';
 const root = path.resolve(__dirname, '..');
 const nodeInclude = path.resolve(process.execPath, '..', '..', 'include', 'node');
 const args = [
   require.resolve('cmake-js/bin/cmake-js'),
   'build',
-  '--out', asan ? 'build-asan' : 'build',
+  '--out', out,
   `--CDNVMF_NODE_INCLUDE=${nodeInclude}`,
 ];
 if (asan) {

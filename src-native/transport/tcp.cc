@@ -958,7 +958,6 @@ void TcpQpair::h2c_done() {
   rx_req_ = nullptr;
   if (!r) return;
   r->h2c_off += pdu_.data_len;
-
   if (!pdu_.digest_ok) r->fail(GenericSc::TransientTransportError, false);
   req_process(r);
 }
@@ -1171,7 +1170,6 @@ bool TcpQpair::queue_c2h(TcpRequest* r) {
     p.add(r->ddgst, dd);
   }
   p.done_req = success ? r : nullptr;
-
   enqueue(&p);
   return success;
 }

@@ -39,9 +39,13 @@ wait_dev() { for i in $(seq 1 100); do [[ -b /dev/$1 ]] && return 0; sleep 0.1; 
 # The block device of namespace $2 on controller $1 (the kernel numbers
 # block devices in scan order, not by NSID).
 ns_dev() {
-  local d; for i in $(seq 1 100); do
+  # With native multipath the controller lists path devices (nvme0c0n1);
+  # the block device is the same name without the "cN" part.
+  local d b; for i in $(seq 1 100); do
     for d in /sys/class/nvme/$1/nvme*n*; do
-      [[ -f $d/nsid && $(cat "$d/nsid") == "$2" && -b /dev/$(basename "$d") ]] && { basename "$d"; return 0; }
+      [[ -f $d/nsid && $(cat "$d/nsid") == "$2" ]] || continue
+      b=$(basename "$d" | sed -E 's/c[0-9]+n/n/')
+      [[ -b /dev/$b ]] && { echo "$b"; return 0; }
     done; sleep 0.1
   done; return 1
 }
@@ -68,7 +72,7 @@ for variant in plain digests; do
     check "$sub/$variant: nvme connect" nvme connect -t tcp -a "$ADDR" -s 4420 -n "$nqn" "${flags[@]}" \
       --ctrl-loss-tmo=2 --reconnect-delay=1
     c=$(dev_of "$nqn") || { bad "$sub/$variant: controller appears"; continue; }
-    n1=$(ns_dev "$c" 1) || { bad "$sub/$variant: block device of namespace 1 appears"; continue; }
+    n1=$(ns_dev "$c" 1) || { bad "$sub/$variant: block device of namespace 1 appears"; nvme disconnect -n "$nqn" >/dev/null; continue; }
     ok "$sub/$variant: block device $n1 (nsid 1) appears"
     check "$sub/$variant: size is $size" [ "$(blockdev --getsize64 "/dev/$n1")" = "$size" ]
     check "$sub/$variant: model is $model" [ "$(sed 's/ *$//' "/sys/class/nvme/$c/model")" = "$model" ]
