@@ -22,13 +22,20 @@ export class NvmfError extends Error {
   readonly errno?: number;
   /** The NVMe status (SCT << 8 | SC), when the failure is an NVMe completion. */
   readonly nvmeStatus?: number;
+  /**
+   * ERR_AUTH_FAILED: the DH-HMAC-CHAP reason code explanation ('failed',
+   * 'protocol-unusable', 'concat-mismatch', 'hash-unusable',
+   * 'dhgroup-unusable', 'incorrect-payload', 'incorrect-message').
+   */
+  readonly reason?: string;
 
-  constructor(code: NvmfErrorCode, message: string, extra: { errno?: number; nvmeStatus?: number; cause?: unknown } = {}) {
+  constructor(code: NvmfErrorCode, message: string, extra: { errno?: number; nvmeStatus?: number; reason?: string; cause?: unknown } = {}) {
     super(message, extra.cause === undefined ? undefined : { cause: extra.cause });
     this.name = 'NvmfError';
     this.code = code;
     if (extra.errno !== undefined) this.errno = extra.errno;
     if (extra.nvmeStatus !== undefined) this.nvmeStatus = extra.nvmeStatus;
+    if (extra.reason !== undefined) this.reason = extra.reason;
   }
 }
 
@@ -42,11 +49,12 @@ const KNOWN = new Set<string>([
 export function fromNative(e: unknown): NvmfError {
   if (e instanceof NvmfError) return e;
   if (e instanceof Error) {
-    const any = e as Error & { code?: unknown; errno?: unknown; nvmeStatus?: unknown };
+    const any = e as Error & { code?: unknown; errno?: unknown; nvmeStatus?: unknown; reason?: unknown };
     const code = typeof any.code === 'string' && KNOWN.has(any.code) ? (any.code as NvmfErrorCode) : 'ERR_INTERNAL';
-    const extra: { errno?: number; nvmeStatus?: number; cause?: unknown } = {};
+    const extra: { errno?: number; nvmeStatus?: number; reason?: string; cause?: unknown } = {};
     if (typeof any.errno === 'number') extra.errno = any.errno;
     if (typeof any.nvmeStatus === 'number') extra.nvmeStatus = any.nvmeStatus;
+    if (typeof any.reason === 'string' && any.reason !== '') extra.reason = any.reason;
     if (code === 'ERR_INTERNAL') extra.cause = e;
     return new NvmfError(code, e.message, extra);
   }

@@ -1,5 +1,5 @@
 /**
- * NVMe-oF host (initiator) over NVMe/TCP: connect to a target, identify it,
+ * NVMe-oF host (initiator) over NVMe/TCP or NVMe/RDMA: connect to a target, identify it,
  * read and write namespaces, read log pages and the discovery log, and send
  * raw commands for protocol tests. The protocol runs on a native thread per
  * connection (src-native/host/); this file validates arguments, splits large
@@ -21,13 +21,22 @@ import {
   type NativeRawOptions,
 } from './native';
 import { bool, int, obj, oneOf, onlyKnown } from './validate';
+import {
+  DHCHAP_DHGROUPS,
+  DHCHAP_DIGESTS,
+  nameList,
+  resolveDhchapKey,
+  type DhchapDhGroup,
+  type DhchapDigest,
+  type DhchapKeyInput,
+} from './auth';
 
 /** The well-known NQN of discovery subsystems. */
 export const DISCOVERY_NQN = 'nqn.2014-08.org.nvmexpress.discovery';
 
 export interface HostConnectOptions {
-  /** Only 'tcp' for now. */
-  transport?: 'tcp';
+  /** 'tcp' (default) or 'rdma' (needs rdma-core and an RDMA device: ERR_TRANSPORT_UNAVAILABLE otherwise). */
+  transport?: 'tcp' | 'rdma';
   /** IPv4/IPv6 address or host name of the target. */
   address: string;
   /** Default 4420. */
@@ -48,14 +57,58 @@ export interface HostConnectOptions {
   hdgst?: boolean;
   /** Data digests (CRC32C). Default false. */
   ddgst?: boolean;
+  /**
+   * RDMA only, for exercising targets: split each keyed data transfer over
+   * up to this many SGL descriptors (a Last Segment list in the capsule),
+   * 1..16. Default 1, what every host sends.
+   */
+  sglDescriptors?: number;
   /** Bound on the whole connect sequence, in ms. Default 10000. */
   timeoutMs?: number;
   /** A command outstanding longer than this fails the connection (ERR_TIMEOUT); 0 = never. Default 30000. */
   commandTimeoutMs?: number;
+  /**
+   * DH-HMAC-CHAP key of this host (DHHC-1 text or { file }): used when the
+   * controller requires authentication (on every queue).
+   */
+  dhchapKey?: DhchapKeyInput;
+  /**
+   * Controller key: the host also authenticates the controller
+   * (bidirectional) and refuses one that cannot prove it knows this key.
+   */
+  dhchapCtrlKey?: DhchapKeyInput;
+  /** Hash function(s) offered in AUTH_Negotiate. Default: all three. */
+  digest?: DhchapDigest | DhchapDigest[];
+  /** DH group(s) offered in AUTH_Negotiate. Default: all six. */
+  dhgroup?: DhchapDhGroup | DhchapDhGroup[];
 }
 
-export interface ResolvedHostOptions extends Required<Omit<HostConnectOptions, 'transport'>> {
-  transport: 'tcp';
+export interface ResolvedHostOptions
+  extends Required<Omit<HostConnectOptions, 'transport' | 'dhchapKey' | 'dhchapCtrlKey' | 'digest' | 'dhgroup'>> {
+  transport: 'tcp' | 'rdma';
+  /** Offered in AUTH_Negotiate. */
+  digests: DhchapDigest[];
+  dhgroups: DhchapDhGroup[];
+  /** Whether keys were given (the keys themselves are not kept here). */
+  dhchap: 'none' | 'unidirectional' | 'bidirectional';
+}
+
+/** DH-HMAC-CHAP keys for reauthenticate(). */
+export interface HostDhchapKeys {
+  dhchapKey: DhchapKeyInput;
+  dhchapCtrlKey?: DhchapKeyInput;
+}
+
+function resolveHostKeys(field: string, o: Record<string, unknown>): { dhchapKey?: string; dhchapCtrlKey?: string } {
+  const dhchapKey = resolveDhchapKey(`${field}.dhchapKey`, o.dhchapKey);
+  const dhchapCtrlKey = resolveDhchapKey(`${field}.dhchapCtrlKey`, o.dhchapCtrlKey);
+  if (dhchapCtrlKey !== undefined && dhchapKey === undefined) {
+    throw invalid(`${field}.dhchapCtrlKey`, 'needs a dhchapKey too');
+  }
+  return {
+    ...(dhchapKey !== undefined ? { dhchapKey } : {}),
+    ...(dhchapCtrlKey !== undefined ? { dhchapCtrlKey } : {}),
+  };
 }
 
 export interface ControllerInfo {
@@ -112,7 +165,7 @@ export interface DiscoverOptions {
   port?: number;
   hostnqn?: string;
   hostid?: string;
-  transport?: 'tcp';
+  transport?: 'tcp' | 'rdma';
   hdgst?: boolean;
   ddgst?: boolean;
   timeoutMs?: number;
@@ -137,12 +190,17 @@ export function validateHostOptions(options: unknown): ResolvedHostOptions {
   const o = obj('options', options);
   onlyKnown('options', o, [
     'transport', 'address', 'port', 'subnqn', 'hostnqn', 'hostid', 'ioQueues', 'queueDepth',
-    'kato', 'hdgst', 'ddgst', 'timeoutMs', 'commandTimeoutMs',
+    'kato', 'hdgst', 'ddgst', 'timeoutMs', 'commandTimeoutMs', 'dhchapKey', 'dhchapCtrlKey', 'digest', 'dhgroup',
+    'sglDescriptors',
   ]);
-  if (o.transport === 'rdma') {
-    throw new NvmfError('ERR_TRANSPORT_UNAVAILABLE', "options.transport 'rdma' is not supported by the host library yet (only 'tcp')");
+  const transport = oneOf('options.transport', o.transport, ['tcp', 'rdma'] as const, 'tcp');
+  if (transport === 'rdma') {
+    // NVMe/RDMA has no digests (the RDMA link protects the data).
+    if (o.hdgst === true) throw invalid('options.hdgst', 'is NVMe/TCP only');
+    if (o.ddgst === true) throw invalid('options.ddgst', 'is NVMe/TCP only');
+  } else if (o.sglDescriptors !== undefined) {
+    throw invalid('options.sglDescriptors', 'is NVMe/RDMA only');
   }
-  const transport = oneOf('options.transport', o.transport, ['tcp'] as const, 'tcp');
   if (typeof o.address !== 'string' || o.address.length === 0 || o.address.length > 255) {
     throw invalid('options.address', `must be an IP address or host name (got ${JSON.stringify(o.address)})`);
   }
@@ -170,8 +228,12 @@ export function validateHostOptions(options: unknown): ResolvedHostOptions {
     kato: int('options.kato', o.kato, 0, 3_600_000) ?? (discovery ? 0 : 5000),
     hdgst: bool('options.hdgst', o.hdgst) ?? false,
     ddgst: bool('options.ddgst', o.ddgst) ?? false,
+    sglDescriptors: int('options.sglDescriptors', o.sglDescriptors, 1, 16) ?? 1,
     timeoutMs: int('options.timeoutMs', o.timeoutMs, 1, 3_600_000) ?? 10_000,
     commandTimeoutMs: int('options.commandTimeoutMs', o.commandTimeoutMs, 0, 3_600_000) ?? 30_000,
+    digests: nameList('options.digest', o.digest, DHCHAP_DIGESTS) ?? [...DHCHAP_DIGESTS],
+    dhgroups: nameList('options.dhgroup', o.dhgroup, DHCHAP_DHGROUPS) ?? [...DHCHAP_DHGROUPS],
+    dhchap: o.dhchapCtrlKey !== undefined ? 'bidirectional' : o.dhchapKey !== undefined ? 'unidirectional' : 'none',
   };
 }
 
@@ -266,11 +328,13 @@ export class HostController extends EventEmitter {
   }
 
   /** @internal */
-  async _connect(address: string): Promise<void> {
+  async _connect(address: string, keys: { dhchapKey?: string; dhchapCtrlKey?: string } = {}): Promise<void> {
     const o = this.options;
     const hostid = Buffer.from(o.hostid.replace(/-/g, ''), 'hex');
     this.#info = await awaitNative(
       this.#native.connect({
+        ...keys,
+        auth: { digests: o.digests, dhgroups: o.dhgroups },
         transport: o.transport,
         address,
         port: o.port,
@@ -282,6 +346,7 @@ export class HostController extends EventEmitter {
         kato: o.kato,
         hdgst: o.hdgst,
         ddgst: o.ddgst,
+        ...(o.transport === 'rdma' ? { sglDescriptors: o.sglDescriptors } : {}),
         timeoutMs: o.timeoutMs,
         commandTimeoutMs: o.commandTimeoutMs,
       }),
@@ -516,6 +581,21 @@ export class HostController extends EventEmitter {
   }
 
   /**
+   * Host-initiated re-authentication (DH-HMAC-CHAP) of the admin queue and
+   * then every I/O queue, commands flowing meanwhile; with `keys`, the host
+   * switches to them first (key rotation). Rejects with ERR_AUTH_FAILED
+   * (and `reason`) when the controller refuses, after which the controller
+   * is disconnected.
+   */
+  async reauthenticate(keys?: HostDhchapKeys): Promise<void> {
+    const n = this.#live('re-authenticate');
+    if (keys === undefined) return awaitNative(n.reauthenticate());
+    const k = resolveHostKeys('keys', obj('keys', keys));
+    if (k.dhchapKey === undefined) throw invalid('keys.dhchapKey', 'is required');
+    return awaitNative(n.reauthenticate({ dhchapKey: k.dhchapKey, ...(k.dhchapCtrlKey !== undefined ? { dhchapCtrlKey: k.dhchapCtrlKey } : {}) }));
+  }
+
+  /**
    * Disconnects: a normal shutdown notification (CC.SHN) with a bounded
    * wait, then the sockets close and the host thread is joined. Commands
    * still outstanding reject with ERR_CONNECTION. Idempotent.
@@ -533,10 +613,11 @@ export class HostController extends EventEmitter {
 /** Connects to an NVMe/TCP target and brings the controller up. */
 export async function connect(options: HostConnectOptions): Promise<HostController> {
   const o = validateHostOptions(options);
+  const keys = resolveHostKeys('options', options as unknown as Record<string, unknown>);
   const address = await resolveAddress(o.address);
   const c = new HostController(o);
   try {
-    await c._connect(address);
+    await c._connect(address, keys);
   } catch (e) {
     await c.close().catch(() => undefined);
     throw e;

@@ -10,8 +10,13 @@ export {
   type SubsystemOptions,
   type PollGroupStats,
   type ListenAddress,
+  resources,
+  type BdevFaults,
+  type FaultStats,
+  type TargetResources,
+  type ProcessResources,
 } from './target';
-export { Subsystem, type NamespaceOptions, type HostOptions, type NamespaceInfo } from './subsystem';
+export { Subsystem, type NamespaceOptions, type HostOptions, type HostKeys, type NamespaceInfo } from './subsystem';
 export {
   connect,
   discover,
@@ -27,4 +32,17 @@ export {
   type IoOptions,
   type RawOptions,
   type RawCompletion,
+  type HostDhchapKeys,
 } from './host';
+export { perf, type PerfOptions, type PerfResult } from './perf';
+export {
+  generateDhchapKey,
+  parseDhchapKey,
+  readDhchapKeyFile,
+  type DhchapDigest,
+  type DhchapDhGroup,
+  type DhchapKeyInput,
+  type DhchapKeyInfo,
+  type GenerateDhchapKeyOptions,
+  type TargetAuthOptions,
+} from './auth';

@@ -20,6 +20,8 @@ export interface NativeBdevInfo {
   name: string;
   type: string;
   path?: string;
+  /** fault bdevs: the bdev they wrap. */
+  base?: string;
   blockSize: number;
   numBlocks: number;
   sizeBytes: number;
@@ -45,6 +47,8 @@ export interface NativeConfig {
     maxNamespaces: number;
     allowAnyHost: boolean;
     hosts: string[];
+    /** Whether each host has keys (never the keys). */
+    hostAuth: Array<{ nqn: string; dhchapKey: boolean; dhchapCtrlKey: boolean }>;
     listeners: NativeListen[];
     namespaces: Array<{ nsid: number; bdev: string; uuid?: Buffer; nguid?: Buffer }>;
     controllers: number;
@@ -78,19 +82,60 @@ export interface NativeGroupStats {
   qpairs: NativeQpairStats[];
 }
 
+export interface NativeFaultStats {
+  ios: number;
+  errors: number;
+  delayed: number;
+  stalled: number;
+  held: number;
+  cancelled: number;
+}
+
+export interface NativeTargetResources {
+  pollGroups: number;
+  qpairs: number;
+  controllers: number;
+  outstandingRequests: number;
+  requestBuffers: number;
+  requestBufferBytes: number;
+  registeredBuffers: number;
+  bdevs: number;
+}
+
+export interface NativeProcessResources extends NativeTargetResources {
+  targets: number;
+  /** Requests freed without a completion (must stay 0). */
+  leakedRequests: number;
+}
+
+/** DH-HMAC-CHAP keys of a host entry (DHHC-1 text; parsed natively). */
+export interface NativeHostKeys {
+  dhchapKey?: string;
+  dhchapCtrlKey?: string;
+}
+
+export interface NativeAuthPolicy {
+  digests?: string[];
+  dhgroups?: string[];
+  timeoutMs?: number;
+}
+
 export interface NativeTarget {
   destroy(): Promise<void>;
   state(): string;
   ref(): void;
   unref(): void;
   reactorInfo(): NativeReactorInfo[];
-  createBdev(o: { name: string; type: string; blockSize?: number; numBlocks?: number; path?: string; direct?: boolean }): Promise<NativeBdevInfo>;
+  createBdev(o: { name: string; type: string; blockSize?: number; numBlocks?: number; path?: string; direct?: boolean; base?: string }): Promise<NativeBdevInfo>;
+  bdevFaults(name: string, faults?: object): Promise<NativeFaultStats>;
+  resources(): NativeTargetResources;
   deleteBdev(name: string): Promise<void>;
   createSubsystem(o: { nqn: string; serial?: string; model?: string; allowAnyHost?: boolean; maxNamespaces?: number }): Promise<void>;
   deleteSubsystem(nqn: string): Promise<void>;
   addNamespace(nqn: string, o: { bdev: string; nsid?: number; uuid?: Buffer; nguid?: Buffer; eui64?: Buffer }): Promise<number>;
   removeNamespace(nqn: string, nsid: number): Promise<void>;
-  hostOp(nqn: string, op: 'add' | 'remove' | 'allowAny', arg: string | boolean): Promise<void>;
+  hostOp(nqn: string, op: 'add' | 'remove' | 'allowAny' | 'setKeys', arg: string | boolean, keys?: NativeHostKeys): Promise<void>;
+  setAuthPolicy(o: NativeAuthPolicy): void;
   listen(a: NativeListen, stop: boolean): Promise<void>;
   subsystemListener(nqn: string, a: NativeListen, remove: boolean): Promise<void>;
   config(): NativeConfig;
@@ -100,7 +145,7 @@ export interface NativeTarget {
 // ---- host (initiator) library: src-native/addon/host_wrap.cc ----
 
 export interface NativeHostConnectOptions {
-  transport?: 'tcp';
+  transport?: 'tcp' | 'rdma';
   /** Numeric IPv4/IPv6 address (lib/host.ts resolves names first). */
   address: string;
   port?: number;
@@ -113,8 +158,14 @@ export interface NativeHostConnectOptions {
   kato?: number;
   hdgst?: boolean;
   ddgst?: boolean;
+  /** RDMA: keyed SGL descriptors per transfer (1..16). */
+  sglDescriptors?: number;
   timeoutMs?: number;
   commandTimeoutMs?: number;
+  dhchapKey?: string;
+  dhchapCtrlKey?: string;
+  /** What the host offers in AUTH_Negotiate. */
+  auth?: { digests?: string[]; dhgroups?: string[] };
 }
 
 export interface NativeHostConnectInfo {
@@ -231,12 +282,39 @@ export interface NativeHost {
   rawAdmin(sqe: Uint8Array, data?: Uint8Array | null, opts?: NativeRawOptions): Promise<NativeRawCompletion>;
   rawIo(qid: number, sqe: Uint8Array, data?: Uint8Array | null, opts?: NativeRawOptions): Promise<NativeRawCompletion>;
   close(): Promise<void>;
+  reauthenticate(keys?: { dhchapKey: string; dhchapCtrlKey?: string }): Promise<void>;
 }
 
 export interface NativeAddon {
   napiVersion: number;
+  resources(): NativeProcessResources;
   NativeTarget: new (options: object, emit: (name: string, json: string) => void) => NativeTarget;
   NativeHost: new (emit: (name: string, json: string) => void) => NativeHost;
+  generateDhchapKey(hmac: number, length: number, hostNqn?: string): string;
+  parseDhchapKey(text: string): { hmac: number; length: number };
+  /** Test hooks for known-answer tests (they expose secrets: tests only). */
+  authTest: NativeAuthTest;
+}
+
+export interface NativeAuthResponseInput {
+  hash: number;
+  key: Buffer;
+  challenge: Buffer;
+  sessionKey?: Buffer;
+  seqnum: number;
+  tid: number;
+  scc?: number;
+  hostnqn: string;
+  subnqn: string;
+}
+
+export interface NativeAuthTest {
+  transformKey(hash: number, secret: Buffer, nqn: string): Buffer;
+  augmentChallenge(hash: number, sessionKey: Buffer, challenge: Buffer): Buffer;
+  hostResponse(i: NativeAuthResponseInput): Buffer;
+  controllerResponse(i: NativeAuthResponseInput): Buffer;
+  dhExchange(group: number, peerPublic: Buffer): { publicValue: Buffer; sharedSecret: Buffer };
+  keySecret(text: string): { hmac: number; secret: Buffer };
 }
 
 let cached: NativeAddon | undefined;

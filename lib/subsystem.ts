@@ -2,6 +2,7 @@ import { randomUUID, createHash } from 'node:crypto';
 import { NvmfError, awaitNative, invalid } from './errors';
 import type { NativeTarget } from './native';
 import * as v from './validate';
+import { resolveDhchapKey, type DhchapKeyInput } from './auth';
 
 export interface NamespaceOptions {
   /** Name of a bdev created with target.createBdev(). */
@@ -16,6 +17,27 @@ export interface NamespaceOptions {
 
 export interface HostOptions {
   nqn: string;
+  /** DH-HMAC-CHAP key the host must prove it knows (DHHC-1 text or { file }). */
+  dhchapKey?: DhchapKeyInput;
+  /** Controller key: lets the host authenticate the controller too (bidirectional). */
+  dhchapCtrlKey?: DhchapKeyInput;
+}
+
+export interface HostKeys {
+  dhchapKey?: DhchapKeyInput;
+  dhchapCtrlKey?: DhchapKeyInput;
+}
+
+function hostKeys(field: string, o: Record<string, unknown>): { dhchapKey?: string; dhchapCtrlKey?: string } {
+  const dhchapKey = resolveDhchapKey(`${field}.dhchapKey`, o.dhchapKey);
+  const dhchapCtrlKey = resolveDhchapKey(`${field}.dhchapCtrlKey`, o.dhchapCtrlKey);
+  if (dhchapCtrlKey !== undefined && dhchapKey === undefined) {
+    throw invalid(`${field}.dhchapCtrlKey`, 'needs a dhchapKey too (a host authenticates itself before the controller)');
+  }
+  return {
+    ...(dhchapKey !== undefined ? { dhchapKey } : {}),
+    ...(dhchapCtrlKey !== undefined ? { dhchapCtrlKey } : {}),
+  };
 }
 
 export interface NamespaceInfo {
@@ -61,11 +83,30 @@ export class Subsystem {
     return awaitNative(this.#native(`remove namespace ${nsid}`).removeNamespace(this.nqn, nsid));
   }
 
+  /**
+   * Allows a host. With `dhchapKey` the host must authenticate (DH-HMAC-CHAP)
+   * on every queue; with `dhchapCtrlKey` too, it may authenticate the
+   * controller as well.
+   */
   async addHost(options: HostOptions): Promise<void> {
     const o = v.obj('options', options);
-    v.onlyKnown('options', o, ['nqn']);
+    v.onlyKnown('options', o, ['nqn', 'dhchapKey', 'dhchapCtrlKey']);
     const nqn = v.nqn('options.nqn', o.nqn)!;
-    return awaitNative(this.#native(`add host ${nqn}`).hostOp(this.nqn, 'add', nqn));
+    const keys = hostKeys('options', o);
+    return awaitNative(this.#native(`add host ${nqn}`).hostOp(this.nqn, 'add', nqn, keys));
+  }
+
+  /**
+   * Replaces a host's keys (rotation; no keys: no authentication). New
+   * authentications use the new keys; connected queues keep running, and
+   * an authentication in progress finishes with the keys it started with.
+   */
+  async setHostKeys(nqn: string, keys: HostKeys): Promise<void> {
+    v.nqn('nqn', nqn);
+    const o = v.obj('keys', keys);
+    v.onlyKnown('keys', o, ['dhchapKey', 'dhchapCtrlKey']);
+    const k = hostKeys('keys', o);
+    return awaitNative(this.#native(`set the keys of host ${nqn}`).hostOp(this.nqn, 'setKeys', nqn, k));
   }
 
   async removeHost(nqn: string): Promise<void> {
@@ -90,7 +131,18 @@ export class Subsystem {
   }
 
   /** The subsystem's current configuration. */
-  info(): { nqn: string; state: string; serial: string; model: string; allowAnyHost: boolean; hosts: string[]; namespaces: NamespaceInfo[]; controllers: number } {
+  info(): {
+    nqn: string;
+    state: string;
+    serial: string;
+    model: string;
+    allowAnyHost: boolean;
+    hosts: string[];
+    /** Which hosts have DH-HMAC-CHAP keys (never the keys). */
+    hostAuth: Array<{ nqn: string; dhchapKey: boolean; dhchapCtrlKey: boolean }>;
+    namespaces: NamespaceInfo[];
+    controllers: number;
+  } {
     const cfg = this.#native('read its configuration').config();
     const s = cfg.subsystems.find((x) => x.nqn === this.nqn);
     if (!s) throw new NvmfError('ERR_NOT_FOUND', `subsystem ${this.nqn} does not exist`);
@@ -101,6 +153,7 @@ export class Subsystem {
       model: s.model,
       allowAnyHost: s.allowAnyHost,
       hosts: s.hosts,
+      hostAuth: s.hostAuth,
       namespaces: s.namespaces.map((n) => ({
         nsid: n.nsid,
         bdev: n.bdev,

@@ -1,8 +1,18 @@
 import { EventEmitter } from 'node:events';
 import { NvmfError, awaitNative, callNative, invalid } from './errors';
 import { createHash } from 'node:crypto';
-import { native, type NativeBdevInfo, type NativeGroupStats, type NativeReactorInfo, type NativeTarget } from './native';
+import {
+  native,
+  type NativeBdevInfo,
+  type NativeFaultStats,
+  type NativeGroupStats,
+  type NativeProcessResources,
+  type NativeReactorInfo,
+  type NativeTarget,
+  type NativeTargetResources,
+} from './native';
 import { Subsystem } from './subsystem';
+import { validateAuthOptions, type TargetAuthOptions } from './auth';
 import * as v from './validate';
 
 export type PollMode = 'poll' | 'interrupt' | 'adaptive';
@@ -14,6 +24,19 @@ export interface TargetOptions {
   pollMode?: PollMode;
   /** In adaptive mode, how long a reactor keeps spinning after its last work (µs). Default 200. */
   adaptiveIdleUs?: number;
+  /**
+   * A connection must finish its transport handshake (ICReq) and Fabrics
+   * Connect within this many ms, or it is closed (0 = no limit). Default 10000.
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * Safety net of every disconnect (final responses flushed, then closed)
+   * and how long destroy() waits for in-flight backend I/O before it cancels
+   * what the backend can give back (ms, 100..600000). Default 5000.
+   */
+  disconnectTimeoutMs?: number;
+  /** DH-HMAC-CHAP: hashes and DH groups the target may select (preference order), transaction timeout. */
+  auth?: TargetAuthOptions;
 }
 
 /**
@@ -33,21 +56,51 @@ export type TargetState =
 export type ReactorInfo = NativeReactorInfo;
 export type BdevInfo = NativeBdevInfo;
 export type PollGroupStats = NativeGroupStats;
+export type FaultStats = NativeFaultStats;
+export type TargetResources = NativeTargetResources;
+
+/** Faults of a 'fault' bdev. Omitted fields are off. */
+export interface BdevFaults {
+  /** Which operations fail with a media error (EIO): reads, writes, the rest (flush, write zeroes, deallocate). */
+  errorOn?: { read?: boolean; write?: boolean; other?: boolean };
+  /** Fraction of the selected operations that fail, 0..1. Default 1. */
+  errorRate?: number;
+  /** Stop after this many injected errors (0 = no limit). */
+  errorCount?: number;
+  /** Every completion arrives at least this late (µs, up to 60 s). */
+  delayUs?: number;
+  /** Hold new I/O (not submitted to the base) until the faults change. */
+  stall?: boolean;
+}
 export type { ListenAddress } from './validate';
 
 export interface BdevOptions {
   /** Unique name, [A-Za-z0-9_.:-]{1,64}. */
   name: string;
-  /** 'malloc' (RAM), 'null' (discards writes, reads zeroes), 'uring' (file or block device). */
-  type: 'malloc' | 'null' | 'uring';
+  /**
+   * 'malloc' (RAM), 'null' (discards writes, reads zeroes), 'uring' (file or
+   * block device), 'fault' (wraps `base`, injecting the faults given here),
+   * 'nvme' (an NVMe namespace through io_uring passthrough on its generic
+   * char device `path`, /dev/ngXnY; size, block size and limits are the
+   * device's own).
+   */
+  type: 'malloc' | 'null' | 'uring' | 'fault' | 'nvme';
   /** Size in bytes; required for malloc/null; for uring, creates or extends a file to it. */
   sizeBytes?: number;
   /** Logical block size (512, 1024, 2048 or 4096). Default 512; a block device's own for uring. */
   blockSize?: number;
-  /** uring: path of the file or block device. */
+  /** uring: path of the file or block device; nvme: the generic char device (/dev/ngXnY). */
   path?: string;
   /** uring: open with O_DIRECT. */
   direct?: boolean;
+  /** fault: the bdev it wraps (same geometry). */
+  base?: string;
+  /** fault: the initial faults (see setBdevFaults). */
+  errorOn?: BdevFaults['errorOn'];
+  errorRate?: number;
+  errorCount?: number;
+  delayUs?: number;
+  stall?: boolean;
 }
 
 export interface SubsystemOptions {
@@ -76,7 +129,7 @@ export function validateTargetOptions(options: unknown): Required<TargetOptions>
     throw invalid('options', 'must be an object');
   }
   const o = options as Record<string, unknown>;
-  const known = new Set(['reactors', 'pollMode', 'adaptiveIdleUs']);
+  const known = new Set(['reactors', 'pollMode', 'adaptiveIdleUs', 'handshakeTimeoutMs', 'disconnectTimeoutMs', 'auth']);
   for (const k of Object.keys(o)) {
     if (!known.has(k)) throw invalid(`options.${k}`, 'is not a known option');
   }
@@ -88,7 +141,48 @@ export function validateTargetOptions(options: unknown): Required<TargetOptions>
     reactors: checkInt('options.reactors', o.reactors, 1, 64) ?? 1,
     pollMode,
     adaptiveIdleUs: checkInt('options.adaptiveIdleUs', o.adaptiveIdleUs, 0, 10_000_000) ?? 200,
+    handshakeTimeoutMs: checkInt('options.handshakeTimeoutMs', o.handshakeTimeoutMs, 0, 3_600_000) ?? 10_000,
+    disconnectTimeoutMs: checkInt('options.disconnectTimeoutMs', o.disconnectTimeoutMs, 100, 600_000) ?? 5_000,
+    auth: validateAuthOptions('options.auth', o.auth),
   };
+}
+
+export type ProcessResources = NativeProcessResources;
+
+/**
+ * Process-wide resource totals of every target (live or being destroyed):
+ * targets, poll groups, qpairs, controllers, outstanding and leaked
+ * requests, request and registered buffers, bdevs. Readable at any time, so
+ * tests can check that a destroyed target gave everything back.
+ */
+export function resources(): ProcessResources {
+  return callNative(() => native().resources());
+}
+
+function validateFaults(field: string, o: Record<string, unknown>): BdevFaults {
+  const out: BdevFaults = {};
+  if (o.errorOn !== undefined) {
+    const e = v.obj(`${field}.errorOn`, o.errorOn);
+    v.onlyKnown(`${field}.errorOn`, e, ['read', 'write', 'other']);
+    out.errorOn = {
+      read: v.bool(`${field}.errorOn.read`, e.read) ?? false,
+      write: v.bool(`${field}.errorOn.write`, e.write) ?? false,
+      other: v.bool(`${field}.errorOn.other`, e.other) ?? false,
+    };
+  }
+  if (o.errorRate !== undefined) {
+    if (typeof o.errorRate !== 'number' || !(o.errorRate >= 0 && o.errorRate <= 1)) {
+      throw invalid(`${field}.errorRate`, `must be a number from 0 to 1 (got ${JSON.stringify(o.errorRate)})`);
+    }
+    out.errorRate = o.errorRate;
+  }
+  const count = v.int(`${field}.errorCount`, o.errorCount, 0, Number.MAX_SAFE_INTEGER);
+  if (count !== undefined) out.errorCount = count;
+  const delay = v.int(`${field}.delayUs`, o.delayUs, 0, 60_000_000);
+  if (delay !== undefined) out.delayUs = delay;
+  const stall = v.bool(`${field}.stall`, o.stall);
+  if (stall !== undefined) out.stall = stall;
+  return out;
 }
 
 /**
@@ -147,9 +241,23 @@ export class Target extends EventEmitter {
   /** Creates a block backend that namespaces can use. */
   async createBdev(options: BdevOptions): Promise<BdevInfo> {
     const o = v.obj('options', options);
-    v.onlyKnown('options', o, ['name', 'type', 'sizeBytes', 'blockSize', 'path', 'direct']);
+    const faultKeys = ['base', 'errorOn', 'errorRate', 'errorCount', 'delayUs', 'stall'];
+    v.onlyKnown('options', o, ['name', 'type', 'sizeBytes', 'blockSize', 'path', 'direct', ...(o.type === 'fault' ? faultKeys : [])]);
     const name = v.str('options.name', o.name, { max: 64, pattern: /^[A-Za-z0-9_.:-]+$/, what: 'letters, digits, _ . : -' })!;
-    const type = v.oneOf('options.type', o.type, ['malloc', 'null', 'uring'] as const);
+    const type = v.oneOf('options.type', o.type, ['malloc', 'null', 'uring', 'fault', 'nvme'] as const);
+    if (type === 'fault') {
+      v.onlyKnown('options', o, ['name', 'type', ...faultKeys]);
+      const base = v.str('options.base', o.base, { max: 64 })!;
+      const faults = validateFaults('options', o);
+      return awaitNative(this.nativeHandle(`create bdev ${name}`).createBdev({ name, type, base, ...faults }));
+    }
+    if (type === 'nvme') {
+      for (const k of ['sizeBytes', 'blockSize', 'direct']) {
+        if (o[k] !== undefined) throw invalid(`options.${k}`, "is not for type 'nvme' (the device's own size and LBA format are used)");
+      }
+      const path = v.str('options.path', o.path)!;
+      return awaitNative(this.nativeHandle(`create bdev ${name}`).createBdev({ name, type, path }));
+    }
     const blockSize = o.blockSize === undefined ? undefined : v.int('options.blockSize', o.blockSize, 512, 4096);
     if (blockSize !== undefined && ![512, 1024, 2048, 4096].includes(blockSize)) {
       throw new NvmfError('ERR_INVALID_ARGUMENT', `options.blockSize must be 512, 1024, 2048 or 4096 (got ${blockSize})`);
@@ -182,6 +290,34 @@ export class Target extends EventEmitter {
 
   bdevs(): BdevInfo[] {
     return this.nativeHandle('list bdevs').config().bdevs;
+  }
+
+  /**
+   * Replaces the faults of a 'fault' bdev (omitted fields are off: `{}` heals
+   * it; held I/O then proceeds) and resolves to its counters.
+   */
+  async setBdevFaults(name: string, faults: BdevFaults): Promise<FaultStats> {
+    v.str('name', name);
+    const f = validateFaults('faults', v.obj('faults', faults));
+    return awaitNative(this.nativeHandle(`change the faults of bdev ${name}`).bdevFaults(name, f));
+  }
+
+  /** The counters of a 'fault' bdev: I/Os, errors injected, delayed, stalled, held now, cancelled. */
+  async bdevFaultStats(name: string): Promise<FaultStats> {
+    v.str('name', name);
+    return awaitNative(this.nativeHandle(`read the faults of bdev ${name}`).bdevFaults(name));
+  }
+
+  /**
+   * What this target holds right now: poll groups, qpairs, controllers,
+   * outstanding requests, request buffers, registered buffers, bdevs. After
+   * hosts disconnect, everything but pollGroups and bdevs returns to 0.
+   * (`resources()` of the module gives the process-wide totals, also after
+   * destroy.)
+   */
+  resources(): TargetResources {
+    const n = this.nativeHandle('read resources');
+    return callNative(() => n.resources());
   }
 
   /** Creates an NVM subsystem (active at once). */
@@ -245,6 +381,27 @@ export class Target extends EventEmitter {
   reactors(): ReactorInfo[] {
     const n = this.nativeHandle('read reactors');
     return callNative(() => n.reactorInfo());
+  }
+
+  #auth: Required<TargetAuthOptions> | undefined;
+
+  /** The DH-HMAC-CHAP policy in force (Target.create({ auth }), setAuthOptions()). */
+  get authOptions(): Required<TargetAuthOptions> {
+    // validateTargetOptions filled every field.
+    const a = this.#auth ?? (this.options.auth as Required<TargetAuthOptions>);
+    return { digests: [...a.digests], dhgroups: [...a.dhgroups], timeoutMs: a.timeoutMs };
+  }
+
+  /**
+   * Changes the DH-HMAC-CHAP policy; fields not given keep their value.
+   * Authentications that start afterwards use it; those in progress finish
+   * with the policy they started with.
+   */
+  setAuthOptions(options: TargetAuthOptions): void {
+    const next = validateAuthOptions('options', options, this.authOptions);
+    const n = this.nativeHandle('change the authentication policy');
+    callNative(() => n.setAuthPolicy(next));
+    this.#auth = next;
   }
 
   /** Keep Node's event loop alive while this target exists. */

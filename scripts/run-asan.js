@@ -11,7 +11,8 @@ const os = require('node:os');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
-const addon = path.join(root, 'build-asan', 'Release', 'nvmf_target.node');
+// NVMF_ASAN_ADDON: another sanitizer build (e.g. a developer's own build-asan-<name>/).
+const addon = path.resolve(process.env.NVMF_ASAN_ADDON || path.join(root, 'build-asan', 'Release', 'nvmf_target.node'));
 if (!fs.existsSync(addon)) {
   console.error(`run-asan: ${addon} is missing; run "npm run build:asan" first`);
   process.exit(2);

@@ -16,7 +16,8 @@ BUILD_PKGS=(
   librdmacm-dev     # NVMe/RDMA connection manager headers (dlopen'ed too)
 )
 TEST_PKGS=(
-  clang             # the sanitizer build (npm run test:asan)
+  clang             # the sanitizer build (npm run test:asan), libFuzzer (npm run fuzz)
+  libssl-dev        # libcrypto for the fuzz harnesses of auth/ (the addon uses Node's OpenSSL)
   nvme-cli          # the Linux kernel host, in the VM harness
   fio               # benchmarks and kernel-host verification
   qemu-system-x86   # the VM harness (../shared/vm/vm-run)

@@ -15,7 +15,10 @@ total_fail=0
 for s in "${scripts[@]}"; do
   echo "test-vm: $s"
   t0=$(date +%s)
-  VM_SHARE_CACHE=${VM_SHARE_CACHE:-loose} "$VMRUN" --timeout "${VM_TIMEOUT:-1500}" --mem "${VM_MEM:-3072}" -- bash "$s"
+  # A script asks for VM options (e.g. an emulated drive) in a "# vm-args: ..." line.
+  vm_args=()
+  read -ra vm_args < <(sed -n 's/^# vm-args: *//p' "$s" | head -1)
+  VM_SHARE_CACHE=${VM_SHARE_CACHE:-loose} "$VMRUN" --timeout "${VM_TIMEOUT:-1500}" --mem "${VM_MEM:-3072}" "${vm_args[@]}" -- bash "$s"
   rc=$?
   echo "test-vm: $s exited $rc after $(( $(date +%s) - t0 )) s"
   ((rc == 0)) || total_fail=$((total_fail + 1))

@@ -2,7 +2,9 @@
 #include <napi.h>
 
 #include "addon/addon_data.h"
+#include "addon/auth_wrap.h"
 #include "addon/host_wrap.h"
+#include "addon/perf_wrap.h"
 #include "addon/target_wrap.h"
 
 namespace nvmf {
@@ -56,7 +58,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   napi_add_env_cleanup_hook(env, &AddonData::cleanup_hook, data);
   TargetWrap::Init(env, exports);
   HostWrap::Init(env, exports);
+  PerfInit(env, exports);
+  AuthInit(env, exports);
   exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
+  exports.Set("resources", Napi::Function::New(env, ProcessResources, "resources"));
   return exports;
 }
 

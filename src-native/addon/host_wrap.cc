@@ -10,8 +10,10 @@
 #include <string>
 #include <thread>
 
+#include "addon/auth_wrap.h"
 #include "host/discovery_log.h"
 #include "host/identify_decode.h"
+#include "transport/rdma_verbs.h"
 
 namespace nvmf {
 
@@ -100,6 +102,7 @@ bool arg_bytes(Napi::Env env, Napi::Value v, const std::string& name, uint8_t** 
 OpResult to_result(const HostError& e) {
   OpResult r = OpResult::error(e.code ? e.code : "ERR_INTERNAL", e.message, e.err);
   r.nvme_status = e.nvme_status;
+  r.reason = e.reason;
   return r;
 }
 
@@ -311,6 +314,7 @@ void HostWrap::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&HostWrap::RawIo>("rawIo"),
           InstanceMethod<&HostWrap::Close>("close"),
           InstanceMethod<&HostWrap::Info>("info"),
+          InstanceMethod<&HostWrap::Reauthenticate>("reauthenticate"),
       });
   exports.Set("NativeHost", ctor);
   napi_add_env_cleanup_hook(env, &host_cleanup_hook, addon_data(env));
@@ -386,9 +390,22 @@ Napi::Value HostWrap::Connect(const Napi::CallbackInfo& info) {
       return env.Undefined();
     }
     std::string t = tr.As<Napi::String>().Utf8Value();
-    if (t != "tcp") {
+    if (t == "rdma") {
+      // rdma-core is loaded on first use; say what is missing up front.
+      std::string why;
+      const rdma::Verbs* v = rdma::verbs_load(&why);
+      int ndev = 0;
+      if (v) rdma::device_names(*v, &ndev);
+      if (!v || ndev == 0) {
+        make_error(env, "ERR_TRANSPORT_UNAVAILABLE",
+                   "transport 'rdma': " + (v ? std::string("no RDMA device found") : why))
+            .ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      opts.transport = host::HostTransport::Rdma;
+    } else if (t != "tcp") {
       make_error(env, "ERR_TRANSPORT_UNAVAILABLE",
-                 "transport '" + t + "' is not supported by the host library (only 'tcp')")
+                 "transport '" + t + "' is not supported by the host library (only 'tcp' and 'rdma')")
           .ThrowAsJavaScriptException();
       return env.Undefined();
     }
@@ -446,6 +463,30 @@ Napi::Value HostWrap::Connect(const Napi::CallbackInfo& info) {
   if (!opt_uint(o, "commandTimeoutMs", 0, 3600000, &v)) return env.Undefined();
   opts.command_timeout_ms = uint32_t(v);
   if (!opt_bool(o, "hdgst", &opts.hdgst) || !opt_bool(o, "ddgst", &opts.ddgst)) return env.Undefined();
+  v = opts.sgl_descriptors;
+  if (!opt_uint(o, "sglDescriptors", 1, 16, &v)) return env.Undefined();
+  opts.sgl_descriptors = uint8_t(v);
+  if (!key_arg(env, o.Get("dhchapKey"), "options.dhchapKey", &opts.dhchap_key) ||
+      !key_arg(env, o.Get("dhchapCtrlKey"), "options.dhchapCtrlKey", &opts.dhchap_ctrl_key)) {
+    return env.Undefined();
+  }
+  if (opts.dhchap_ctrl_key && !opts.dhchap_key) {
+    invalid(env, "options.dhchapCtrlKey needs options.dhchapKey too");
+    return env.Undefined();
+  }
+  {
+    // What the host offers in AUTH_Negotiate, in the policy's format.
+    auth::AuthPolicy offer;
+    offer.digests = {auth::HashId::Sha256, auth::HashId::Sha384, auth::HashId::Sha512};
+    offer.dhgroups = {auth::DhGroupId::Null,      auth::DhGroupId::Ffdhe2048,
+                      auth::DhGroupId::Ffdhe3072, auth::DhGroupId::Ffdhe4096,
+                      auth::DhGroupId::Ffdhe6144, auth::DhGroupId::Ffdhe8192};
+    if (!policy_arg(env, o.Get("auth"), "options.auth", &offer)) return env.Undefined();
+    opts.auth_hashes.clear();
+    for (uint8_t i = 0; i < offer.ndigests; i++) opts.auth_hashes.push_back(uint8_t(offer.digests[i]));
+    opts.auth_dhgroups.clear();
+    for (uint8_t i = 0; i < offer.ndhgroups; i++) opts.auth_dhgroups.push_back(uint8_t(offer.dhgroups[i]));
+  }
 
   std::shared_ptr<JsBridge> bridge = h->bridge;
   std::shared_ptr<HostSession> s;
@@ -858,6 +899,38 @@ Napi::Value HostWrap::GetLogPage(const Napi::CallbackInfo& info) {
 
 // discover() -> [{ trtype, adrfam, subtype, treq, portid, cntlid, asqsz,
 //                  eflags, trsvcid, subnqn, traddr, sectype }]
+// reauthenticate(keys?): DH-HMAC-CHAP again on every queue; with
+// { dhchapKey, dhchapCtrlKey } the host switches to those keys first.
+Napi::Value HostWrap::Reauthenticate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto s = live(env, "re-authenticate");
+  if (!s) return env.Undefined();
+  std::shared_ptr<const auth::DhchapKey> key, ctrl;
+  bool replace = false;
+  if (info.Length() > 0 && info[0].IsObject()) {
+    Napi::Object o = info[0].As<Napi::Object>();
+    if (!key_arg(env, o.Get("dhchapKey"), "keys.dhchapKey", &key) ||
+        !key_arg(env, o.Get("dhchapCtrlKey"), "keys.dhchapCtrlKey", &ctrl)) {
+      return env.Undefined();
+    }
+    if (!key) {
+      invalid(env, "keys.dhchapKey is required");
+      return env.Undefined();
+    }
+    replace = true;
+  }
+  auto h = handle_;
+  auto def = Napi::Promise::Deferred::New(env);
+  Napi::Promise p = def.Promise();
+  uint64_t id = h->bridge->begin(std::move(def));
+  std::weak_ptr<HostHandle> wh = h;
+  auto bridge = h->bridge;
+  s->reauthenticate(std::move(key), std::move(ctrl), replace, [wh, bridge, id](const HostError& e) {
+    settle(wh, bridge, id, e.ok() ? OpResult{} : to_result(e));
+  });
+  return p;
+}
+
 Napi::Value HostWrap::Discover(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto s = live(env, "read the discovery log");

@@ -58,6 +58,7 @@ class HostWrap : public Napi::ObjectWrap<HostWrap> {
   Napi::Value RawIo(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value Reauthenticate(const Napi::CallbackInfo& info);
 
   // The live session, or nullptr after throwing ERR_CONNECTION/ERR_DESTROYED.
   std::shared_ptr<host::HostSession> live(Napi::Env env, const char* what);

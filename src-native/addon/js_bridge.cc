@@ -96,7 +96,9 @@ void JsBridge::settle_main(Napi::Env env, uint64_t id, const OpResult& r) {
   if (r.ok) {
     def.Resolve(r.value ? r.value(env) : env.Undefined());
   } else {
-    def.Reject(make_error(env, r.code, r.message, r.err, r.nvme_status).Value());
+    Napi::Error e = make_error(env, r.code, r.message, r.err, r.nvme_status);
+    if (!r.reason.empty()) e.Set("reason", Napi::String::New(env, r.reason));
+    def.Reject(e.Value());
   }
   update_ref();
 }

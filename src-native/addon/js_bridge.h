@@ -24,6 +24,7 @@ struct OpResult {
   std::string message;   // names the object
   int err = 0;           // errno, when one applies (positive)
   int nvme_status = -1;  // NVMe status, when one applies
+  std::string reason;    // ERR_AUTH_FAILED: the AUTH_Failure reason ("failed", ...)
   // Builds the resolution value on the main thread (undefined when empty).
   std::function<Napi::Value(Napi::Env)> value;
 

@@ -3,7 +3,9 @@
 #include <napi.h>
 
 #include "addon/args.h"
+#include "addon/auth_wrap.h"
 #include "addon/ctl_worker.h"
+#include "addon/fault_args.h"
 #include "addon/target_wrap.h"
 #include "core/controller.h"
 #include "core/target.h"
@@ -22,6 +24,7 @@ Napi::Object bdev_info_js(Napi::Env env, const BdevInfo& b) {
   o.Set("name", b.name);
   o.Set("type", b.type);
   if (!b.path.empty()) o.Set("path", b.path);
+  if (!b.base.empty()) o.Set("base", b.base);
   o.Set("blockSize", Napi::Number::New(env, b.block_size));
   o.Set("numBlocks", Napi::Number::New(env, double(b.num_blocks)));
   o.Set("sizeBytes", Napi::Number::New(env, double(b.num_blocks) * b.block_size));
@@ -68,13 +71,17 @@ Napi::Value TargetWrap::CreateBdev(const Napi::CallbackInfo& info) {
       !get_uint(o, "numBlocks", uint64_t(1) << 52, &nb, false) || !get_bool(o, "direct", &b.direct)) {
     return env.Undefined();
   }
+  FaultConfig faults;  // type 'fault': the bdev it wraps and its initial faults
+  if (b.type == "fault" && (!get_str(o, "base", &b.base, true) || !parse_faults(o, &faults))) {
+    return env.Undefined();
+  }
   // uring without an explicit block size: the device's own (files: 512).
   if (b.type == "uring" && o.Get("blockSize").IsUndefined()) bs = 0;
   b.block_size = uint32_t(bs);
   b.num_blocks = nb;
-  return CtlWorker::Run(env, "nvmf:createBdev", [t, b]() {
+  return CtlWorker::Run(env, "nvmf:createBdev", [t, b, faults]() {
     CtlError e;
-    int rc = t->create_bdev(b, &e);
+    int rc = t->create_bdev(b, &e, &faults);
     OpResult r = from_ctl(rc, e);
     if (rc == 0) {
       auto made = t->find_bdev(b.name);
@@ -162,7 +169,9 @@ Napi::Value TargetWrap::RemoveNamespace(const Napi::CallbackInfo& info) {
   });
 }
 
-// hostOp(nqn, op, arg): op = 'add' | 'remove' host NQN, 'allowAny' boolean.
+// hostOp(nqn, op, arg, keys): op = 'add' | 'remove' host NQN, 'allowAny'
+// boolean, 'setKeys' host NQN; keys = { dhchapKey, dhchapCtrlKey } (DHHC-1
+// strings, parsed here on the main thread) for 'add' and 'setKeys'.
 Napi::Value TargetWrap::HostOp(const Napi::CallbackInfo& info) {
   LIVE_OR_REJECT("change the allowed hosts");
   if (!info[0].IsString() || !info[1].IsString()) {
@@ -172,7 +181,20 @@ Napi::Value TargetWrap::HostOp(const Napi::CallbackInfo& info) {
   std::string op = info[1].As<Napi::String>().Utf8Value();
   std::string host = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
   bool flag = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
-  return CtlWorker::Run(env, "nvmf:hostOp", [t, nqn, op, host, flag]() {
+  auth::HostKeys keys;
+  if (info.Length() > 3 && info[3].IsObject()) {
+    Napi::Object k = info[3].As<Napi::Object>();
+    if (!key_arg(env, k.Get("dhchapKey"), "dhchapKey", &keys.host) ||
+        !key_arg(env, k.Get("dhchapCtrlKey"), "dhchapCtrlKey", &keys.ctrl)) {
+      return env.Undefined();
+    }
+    if (keys.ctrl && !keys.host) {
+      return CtlWorker::Reject(env, OpResult::error("ERR_INVALID_ARGUMENT",
+                                                    "dhchapCtrlKey needs a dhchapKey too: a host "
+                                                    "authenticates itself before the controller"));
+    }
+  }
+  return CtlWorker::Run(env, "nvmf:hostOp", [t, nqn, op, host, flag, keys]() {
     if (!t->running()) return OpResult::error("ERR_DESTROYED", "target is destroyed; cannot change hosts");
     auto s = t->find_subsystem(nqn);
     if (!s || s->type() == SubsystemType::Discovery) {
@@ -180,7 +202,8 @@ Napi::Value TargetWrap::HostOp(const Napi::CallbackInfo& info) {
     }
     std::string err;
     int rc = 0;
-    if (op == "add") rc = s->add_host(HostEntry{host}, &err);
+    if (op == "add") rc = s->add_host(HostEntry{host, keys}, &err);
+    else if (op == "setKeys") rc = s->set_host_keys(host, keys, &err);
     else if (op == "remove") rc = s->remove_host(host, &err);
     else if (op == "allowAny") s->set_allow_any_host(flag);
     else return OpResult::error("ERR_INVALID_ARGUMENT", "unknown host operation " + op);
@@ -252,9 +275,19 @@ Napi::Value TargetWrap::Config(const Napi::CallbackInfo& info) {
     so.Set("maxNamespaces", Napi::Number::New(env, s->config().max_namespaces));
     so.Set("allowAnyHost", Napi::Boolean::New(env, s->allow_any_host()));
     Napi::Array hosts = Napi::Array::New(env);
+    Napi::Array host_auth = Napi::Array::New(env);
     uint32_t j = 0;
-    for (auto& h : s->hosts()) hosts.Set(j++, h.nqn);
+    for (auto& h : s->hosts()) {
+      // Whether keys are set, never the keys.
+      Napi::Object ha = Napi::Object::New(env);
+      ha.Set("nqn", h.nqn);
+      ha.Set("dhchapKey", Napi::Boolean::New(env, h.keys.host != nullptr));
+      ha.Set("dhchapCtrlKey", Napi::Boolean::New(env, h.keys.ctrl != nullptr));
+      host_auth.Set(j, ha);
+      hosts.Set(j++, h.nqn);
+    }
     so.Set("hosts", hosts);
+    so.Set("hostAuth", host_auth);
     Napi::Array sl = Napi::Array::New(env);
     j = 0;
     for (auto& a : s->listeners()) sl.Set(j++, listen_js(env, a));

@@ -1,5 +1,7 @@
 #include "addon/target_wrap.h"
 
+#include "addon/auth_wrap.h"
+
 #include <string>
 
 namespace nvmf {
@@ -58,6 +60,9 @@ void TargetWrap::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&TargetWrap::SubsystemListener>("subsystemListener"),
           InstanceMethod<&TargetWrap::Config>("config"),
           InstanceMethod<&TargetWrap::Stats>("stats"),
+          InstanceMethod<&TargetWrap::BdevFaults>("bdevFaults"),
+          InstanceMethod<&TargetWrap::GetResources>("resources"),
+          InstanceMethod<&TargetWrap::SetAuthPolicy>("setAuthPolicy"),
       });
   addon_data(env)->target_ctor = Napi::Persistent(ctor);
   exports.Set("NativeTarget", ctor);
@@ -79,6 +84,12 @@ TargetWrap::TargetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Target
   v = int64_t(opts.adaptive_idle_us);
   if (!opt_int(o, "adaptiveIdleUs", 0, 10000000, &v)) return;
   opts.adaptive_idle_us = uint64_t(v);
+  v = int64_t(opts.transport.handshake_timeout_ms);
+  if (!opt_int(o, "handshakeTimeoutMs", 0, 3600000, &v)) return;
+  opts.transport.handshake_timeout_ms = uint32_t(v);
+  v = int64_t(opts.disconnect_timeout_ms);
+  if (!opt_int(o, "disconnectTimeoutMs", 100, 600000, &v)) return;
+  opts.disconnect_timeout_ms = uint32_t(v);
   Napi::Value pm = o.Get("pollMode");
   if (!pm.IsUndefined()) {
     if (!pm.IsString() || !parse_poll_mode(pm.As<Napi::String>().Utf8Value(), &opts.poll_mode)) {
@@ -88,6 +99,8 @@ TargetWrap::TargetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Target
       return;
     }
   }
+
+  if (!policy_arg(env, o.Get("auth"), "options.auth", &opts.auth)) return;
 
   auto h = std::make_shared<TargetHandle>();
   h->bridge = JsBridge::create(env, info[1].As<Napi::Function>());
@@ -193,6 +206,23 @@ Napi::Value TargetWrap::ReactorInfo(const Napi::CallbackInfo& info) {
     arr.Set(uint32_t(i), o);
   }
   return arr;
+}
+
+// setAuthPolicy({ digests, dhgroups, timeoutMs }): fields not given keep
+// their current value. New transactions use it; those in progress finish
+// with the policy they started with.
+Napi::Value TargetWrap::SetAuthPolicy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto t = live_target(env, "change the authentication policy");
+  if (!t) return env.Undefined();
+  auth::AuthPolicy p = *t->auth_policy();
+  if (!info[0].IsObject()) {
+    make_error(env, "ERR_INVALID_ARGUMENT", "auth options must be an object").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!policy_arg(env, info[0], "options", &p)) return env.Undefined();
+  t->set_auth_policy(p);
+  return env.Undefined();
 }
 
 }  // namespace nvmf

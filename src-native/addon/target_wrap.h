@@ -38,8 +38,16 @@ class TargetWrap : public Napi::ObjectWrap<TargetWrap> {
   Napi::Value SubsystemListener(const Napi::CallbackInfo& info);
   Napi::Value Config(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
+  // target_faults.cc
+  Napi::Value BdevFaults(const Napi::CallbackInfo& info);
+  Napi::Value GetResources(const Napi::CallbackInfo& info);
+  // DH-HMAC-CHAP policy (auth_wrap.h reads it).
+  Napi::Value SetAuthPolicy(const Napi::CallbackInfo& info);
 
   std::shared_ptr<TargetHandle> handle_;
 };
+
+// Module function resources() (target_faults.cc): process-wide counters.
+Napi::Value ProcessResources(const Napi::CallbackInfo& info);
 
 }  // namespace nvmf

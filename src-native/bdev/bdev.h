@@ -7,9 +7,13 @@
 #include <sys/uio.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+
+#include "core/resources.h"
 
 namespace nvmf {
 
@@ -37,6 +41,11 @@ struct BdevIo {
   uint32_t nranges = 0;
   BdevCb cb = nullptr;
   void* ctx = nullptr;
+  // The NVMe status a device failed the I/O with (the CQE status field,
+  // phase bit clear), set by passthrough backends (nvme) together with a
+  // negative cb status so the host gets it unchanged; 0 = derive one from the
+  // -errno. The submitter clears it before each submit.
+  uint16_t nvme_status = 0;
   // Backend scratch owned by the submitter's memory (no allocation per I/O):
   // e.g. the uring backend keeps its completion record here.
   alignas(8) uint8_t scratch[64];
@@ -46,6 +55,7 @@ struct BdevInfo {
   std::string name;
   std::string type;      // "malloc", "null", "uring", "nvme"
   std::string path;      // uring/nvme
+  std::string base;      // fault: the bdev it wraps
   uint32_t block_size = 512;
   uint64_t num_blocks = 0;
   bool volatile_cache = false;      // Flush does something
@@ -53,12 +63,16 @@ struct BdevInfo {
   bool supports_write_zeroes = true;
   bool direct = false;              // O_DIRECT
   uint32_t max_transfer_bytes = 0;  // 0 = no limit of its own
+  bool supports_compare = false;    // Bdev::compare() compares on the device
+  bool removable = false;           // the device at `path` may go away (hot removal)
 };
 
 class Bdev {
  public:
-  explicit Bdev(BdevInfo info) : info_(std::move(info)) {}
-  virtual ~Bdev() = default;
+  explicit Bdev(BdevInfo info) : info_(std::move(info)) {
+    process_resources().bdevs.fetch_add(1, std::memory_order_relaxed);
+  }
+  virtual ~Bdev() { process_resources().bdevs.fetch_sub(1, std::memory_order_relaxed); }
   Bdev(const Bdev&) = delete;
   Bdev& operator=(const Bdev&) = delete;
 
@@ -71,6 +85,24 @@ class Bdev {
   // RAM-resident bdevs expose their memory for zero-copy reads (C2H straight
   // from it); nullptr otherwise.
   virtual uint8_t* memory() { return nullptr; }
+
+  // Compare, for bdevs with info().supports_compare: the iovs hold the host's
+  // data for lba/nlb (op is Read: the media is read). Completes with 0 when
+  // they match, otherwise with an error (nvme_status Compare Failure).
+  virtual void compare(PollGroup& /*group*/, BdevIo* io) { io->cb(io, -EOPNOTSUPP); }
+
+  // Hot removal of removable bdevs. The owner sets it before first use; the
+  // bdev calls it from any thread (a reactor included) when its device is
+  // gone (`sure`) or may be (the owner then checks the device node). It
+  // must not block.
+  std::function<void(bool sure)> on_gone;
+
+  // Shutdown gave up waiting for in-flight I/O: complete, on `group`'s
+  // reactor, whatever this bdev holds for that group and can give back
+  // without the kernel or a device (status -ECANCELED). I/O the kernel still
+  // owns is not touched: its buffers are the kernel's until it completes, so
+  // shutdown keeps waiting for it. Default: nothing to give back.
+  virtual void cancel_io(PollGroup& /*group*/) {}
 
   // Namespaces using this bdev (a claimed bdev cannot be deleted).
   std::atomic<int> claims{0};
@@ -86,5 +118,9 @@ int bdev_create_null(BdevInfo info, std::shared_ptr<Bdev>* out, std::string* err
 // info.num_blocks * block_size when num_blocks > 0). Block size and size of a
 // block device come from the device.
 int bdev_create_uring(BdevInfo info, std::shared_ptr<Bdev>* out, std::string* err);
+// Opens info.path, an NVMe generic char device (/dev/ngXnY), for io_uring
+// NVMe passthrough. Block size, size and limits come from the device's
+// Identify data (bdev/nvme_device.cc).
+int bdev_create_nvme(BdevInfo info, std::shared_ptr<Bdev>* out, std::string* err);
 
 }  // namespace nvmf

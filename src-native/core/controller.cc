@@ -58,7 +58,9 @@ Controller::Controller(std::shared_ptr<Subsystem> subsys, Qpair* admin,
     : hostnqn(hostnqn_),
       admin_qpair(admin),
       subsys_(std::move(subsys)),
-      group_(admin->group_ref()) {
+      group_(admin->group_ref()),
+      res_(admin->resources()) {
+  res_->add(&Resources::controllers, 1);
   std::memcpy(hostid, hostid_, sizeof hostid);
   const TransportOptions& opts = admin->transport().opts;
   uint32_t depth = std::clamp<uint32_t>(opts.max_queue_depth, 2, 65536);
@@ -73,7 +75,7 @@ Controller::Controller(std::shared_ptr<Subsystem> subsys, Qpair* admin,
 
 // May run on any thread (the last reference can be a message); it must not
 // touch the reactor. The keep-alive timer holds only a weak reference.
-Controller::~Controller() = default;
+Controller::~Controller() { res_->add(&Resources::controllers, -1); }
 
 Status Controller::attach_io_qpair(uint16_t qid, uint32_t sq_size, std::shared_ptr<PollGroup> g,
                                    uint64_t uid) {

@@ -91,6 +91,7 @@ class Controller : public std::enable_shared_from_this<Controller> {
   void arm_keep_alive_timer();
   std::shared_ptr<Subsystem> subsys_;
   std::shared_ptr<PollGroup> group_;
+  std::shared_ptr<Resources> res_;  // resource accounting
   bool failed_ = false;
 };
 

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "core/reactor.h"
+#include "core/resources.h"
 #include "core/uring.h"
 
 namespace nvmf {
@@ -26,7 +27,10 @@ class TransportGroup {
 class PollGroup {
  public:
   PollGroup(int index, PollMode mode, uint64_t adaptive_idle_ns)
-      : reactor_(index, mode, adaptive_idle_ns) {}
+      : reactor_(index, mode, adaptive_idle_ns) {
+    process_resources().poll_groups.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~PollGroup() { process_resources().poll_groups.fetch_sub(1, std::memory_order_relaxed); }
 
   Reactor& reactor() { return reactor_; }
   int index() const { return reactor_.index(); }
@@ -36,6 +40,8 @@ class PollGroup {
 
   // Live qpairs on this group (the scheduler's load metric).
   std::atomic<int> active_qpairs{0};
+  // Commands between request_exec and request_complete (resources()).
+  PollGroupCounters counters;
 
   // ---- reactor thread only ----
   Uring uring;                                   // backend I/O of this group

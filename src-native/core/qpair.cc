@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "core/controller.h"
+#include "core/target.h"
 #include "nvme/exec.h"
 #include "transport/transport.h"
 
@@ -56,13 +57,17 @@ const char* qpair_state_name(QpairState s) {
 Qpair::Qpair(Transport& transport, std::shared_ptr<PollGroup> group)
     : transport_(transport),
       group_(std::move(group)),
-      uid_(g_next_qpair_uid.fetch_add(1, std::memory_order_relaxed)) {}
+      res_(transport.target.resources()),
+      uid_(g_next_qpair_uid.fetch_add(1, std::memory_order_relaxed)) {
+  res_->add(&Resources::qpairs, 1);
+}
 
 Qpair::~Qpair() {
   // Transports call qpair_destroyed() before freeing; this only catches a
   // path that forgot, so the group never keeps a dangling pointer and the
   // controller still learns that its queue is gone.
   if (state_ != QpairState::Destroyed) qpair_destroyed(this);
+  res_->add(&Resources::qpairs, -1);
 }
 
 void Qpair::set_state(QpairState s) {

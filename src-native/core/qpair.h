@@ -12,11 +12,13 @@
 
 #include "core/poll_group.h"
 #include "core/request.h"
+#include "core/resources.h"
 
 namespace nvmf {
 
 class Transport;
 class Controller;
+struct QpairAuth;  // auth/qpair_auth.h
 
 enum class QpairState : uint8_t {
   Connecting,     // transport connected; waiting for Fabrics Connect
@@ -50,6 +52,8 @@ class Qpair {
   Reactor& reactor() { return group_->reactor(); }
 
   uint64_t uid() const { return uid_; }  // unique in the process, for messages and stats
+  // The target's resource counters (core/resources.h).
+  const std::shared_ptr<Resources>& resources() const { return res_; }
   QpairState state() const { return state_; }
   void set_state(QpairState s);  // checked against the transition table
 
@@ -74,6 +78,8 @@ class Qpair {
   // Commands held while their subsystem is paused (re-executed on resume,
   // aborted on disconnect). See qpair_release_held().
   std::vector<Request*> held;
+  // DH-HMAC-CHAP state (auth/qpair_auth.cc); null until the queue needs it.
+  std::shared_ptr<QpairAuth> auth;
 
   // Advances sqhd for a received command (wraps at sq_size).
   void advance_sqhd() {
@@ -83,6 +89,7 @@ class Qpair {
  private:
   Transport& transport_;
   std::shared_ptr<PollGroup> group_;
+  std::shared_ptr<Resources> res_;
   uint64_t uid_;
   QpairState state_ = QpairState::Connecting;
 };

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/qpair.h"
 #include "core/subsystem.h"
 
 namespace nvmf {
@@ -23,6 +24,28 @@ uint8_t* alloc_aligned(uint32_t bytes) {
 Request::~Request() {
   std::free(buf);
   std::free(aux);
+  if (buf_res) {
+    buf_res->add(&Resources::request_buffers, -((buf ? 1 : 0) + (aux ? 1 : 0)));
+    buf_res->add(&Resources::request_buffer_bytes, -(int64_t(buf ? buf_cap : 0) + (aux ? aux_cap : 0)));
+  }
+}
+
+namespace {
+void count_buffer(Request* r, uint32_t bytes) {
+  if (!r->buf_res && r->qpair) r->buf_res = r->qpair->resources();
+  if (!r->buf_res) return;
+  r->buf_res->add(&Resources::request_buffers, 1);
+  r->buf_res->add(&Resources::request_buffer_bytes, bytes);
+}
+}  // namespace
+
+bool Request::alloc_aux(uint32_t cap) {
+  if (aux) return true;
+  aux = alloc_aligned(cap);
+  if (!aux) return false;
+  aux_cap = cap;
+  count_buffer(this, aux_cap);
+  return true;
 }
 
 bool Request::use_own_buffer(uint32_t len, uint32_t cap) {
@@ -33,6 +56,7 @@ bool Request::use_own_buffer(uint32_t len, uint32_t cap) {
     buf = alloc_aligned(cap);
     if (!buf) return false;
     buf_cap = cap;
+    count_buffer(this, buf_cap);
   }
   if (len > buf_cap) return false;
   iov[0].iov_base = buf;

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "bdev/bdev.h"
+#include "core/resources.h"
 #include "nvme/spec.h"
 
 namespace nvmf {
@@ -44,6 +45,8 @@ struct Request {
   // Command-specific scratch (e.g. Compare keeps its second buffer here).
   uint8_t* aux = nullptr;
   uint32_t aux_cap = 0;
+  // Counts buf and aux in the target's resources while they exist.
+  std::shared_ptr<Resources> buf_res;
 
   Request() = default;
   ~Request();
@@ -53,6 +56,8 @@ struct Request {
   // Points iov at the request's own buffer, `len` bytes (allocating it the
   // first time, at `cap` bytes). Returns false when len > cap or on ENOMEM.
   bool use_own_buffer(uint32_t len, uint32_t cap);
+  // Allocates aux (once, `cap` bytes, 4 KiB aligned). False on ENOMEM.
+  bool alloc_aux(uint32_t cap);
   // Copies up to `len` bytes of `src` into the data iov (CtrlToHost
   // commands that build their payload: identify, log pages).
   uint32_t copy_to_iov(const void* src, uint32_t len);

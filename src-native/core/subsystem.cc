@@ -142,6 +142,28 @@ std::vector<HostEntry> Subsystem::hosts() const {
   return hosts_;
 }
 
+int Subsystem::set_host_keys(const std::string& nqn, auth::HostKeys keys, std::string* err) {
+  std::lock_guard<std::mutex> g(mu_);
+  for (auto& e : hosts_) {
+    if (e.nqn == nqn) {
+      // The old keys are freed when the last transaction using them ends.
+      e.keys = std::move(keys);
+      return 0;
+    }
+  }
+  *err = "subsystem " + cfg_.nqn + ": host " + nqn + " is not in the allowed list";
+  return -ENOENT;
+}
+
+auth::HostKeys Subsystem::host_keys(const std::string& hostnqn) const {
+  if (cfg_.type == SubsystemType::Discovery) return {};
+  std::lock_guard<std::mutex> g(mu_);
+  for (auto& e : hosts_) {
+    if (e.nqn == hostnqn) return e.keys;
+  }
+  return {};
+}
+
 bool Subsystem::allow_any_host() const {
   std::lock_guard<std::mutex> g(mu_);
   return allow_any_host_;

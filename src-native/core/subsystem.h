@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/host_keys.h"
 #include "bdev/bdev.h"
 #include "transport/transport.h"
 
@@ -60,7 +61,9 @@ struct SubsystemConfig {
 
 struct HostEntry {
   std::string nqn;
-  // DH-HMAC-CHAP keys arrive with the authentication layer.
+  // DH-HMAC-CHAP keys (null: none). A host with a key must authenticate;
+  // with a controller key too, it may also authenticate the controller.
+  auth::HostKeys keys;
 };
 
 class Subsystem : public std::enable_shared_from_this<Subsystem> {
@@ -90,6 +93,11 @@ class Subsystem : public std::enable_shared_from_this<Subsystem> {
   int add_host(HostEntry h, std::string* err);
   int remove_host(const std::string& nqn, std::string* err);
   std::vector<HostEntry> hosts() const;
+  // Replaces the keys of a listed host (rotation). Transactions already in
+  // progress keep the keys they started with; live queues keep running.
+  int set_host_keys(const std::string& nqn, auth::HostKeys keys, std::string* err);
+  // The keys of `hostnqn` now (both null when it has none or is not listed).
+  auth::HostKeys host_keys(const std::string& hostnqn) const;
   bool allow_any_host() const;
   void set_allow_any_host(bool v);
   // Empty = every target listener.

@@ -35,12 +35,38 @@ std::string json_str(const std::string& s) {
 }
 
 Target::Target(const TargetOptions& opts, std::shared_ptr<EventSink> sink)
-    : opts_(opts), sink_(std::move(sink)) {}
+    : opts_(opts),
+      sink_(std::move(sink)),
+      policy_(std::make_shared<const auth::AuthPolicy>(opts.auth)),
+      res_(std::make_shared<Resources>(&process_resources())) {
+  res_->add(&Resources::targets, 1);
+}
+
+std::shared_ptr<const auth::AuthPolicy> Target::auth_policy() const {
+  std::lock_guard<std::mutex> g(policy_mu_);
+  return policy_;
+}
+
+void Target::set_auth_policy(const auth::AuthPolicy& p) {
+  auto next = std::make_shared<const auth::AuthPolicy>(p);
+  std::lock_guard<std::mutex> g(policy_mu_);
+  policy_ = std::move(next);
+}
 
 Target::~Target() {
   // The owner must have run shutdown(); do it here as a last resort so no
   // thread outlives the object.
   shutdown();
+  res_->add(&Resources::targets, -1);
+}
+
+ResourceSnapshot Target::resource_snapshot() const {
+  ResourceSnapshot s = res_->snapshot();
+  std::lock_guard<std::mutex> g(mu_);
+  s.poll_groups = int64_t(linked_.size());
+  s.bdevs = int64_t(bdevs_.size());
+  for (auto& pg : groups_) s.outstanding_requests += pg->counters.outstanding();
+  return s;
 }
 
 int Target::create(const TargetOptions& opts, std::shared_ptr<EventSink> sink,
@@ -173,11 +199,15 @@ void Target::each_group(const std::function<void(PollGroup&)>& fn) {
   }
 }
 
-int Target::create_bdev(const BdevInfo& info, CtlError* e) {
+int Target::create_bdev(const BdevInfo& info, CtlError* e, const FaultConfig* faults) {
   CTL_GUARD("create bdev " + info.name);
   if (find_bdev(info.name)) {
     e->set("ERR_ALREADY_EXISTS", "bdev " + info.name + " already exists");
     return -EEXIST;
+  }
+  if (info.type == "fault" && !find_bdev(info.base)) {
+    e->set("ERR_NOT_FOUND", "bdev " + info.name + ": base bdev " + info.base + " does not exist");
+    return -ENOENT;
   }
   std::shared_ptr<Bdev> b;
   std::string err;
@@ -185,6 +215,8 @@ int Target::create_bdev(const BdevInfo& info, CtlError* e) {
   if (info.type == "malloc") rc = bdev_create_malloc(info, &b, &err);
   else if (info.type == "null") rc = bdev_create_null(info, &b, &err);
   else if (info.type == "uring") rc = bdev_create_uring(info, &b, &err);
+  else if (info.type == "nvme") rc = bdev_create_nvme(info, &b, &err);
+  else if (info.type == "fault") rc = bdev_create_fault(info, find_bdev(info.base), faults ? *faults : FaultConfig{}, &b, &err);
   else {
     e->set("ERR_INVALID_ARGUMENT", "bdev " + info.name + ": unknown type " + info.type);
     return -EINVAL;
@@ -197,9 +229,44 @@ int Target::create_bdev(const BdevInfo& info, CtlError* e) {
     e->set(code, "bdev " + info.name + ": " + (err.empty() ? strerror(-rc) : err), -rc);
     return rc;
   }
+  if (b->info().removable && (rc = hot_remove_->watch(b)) < 0) {
+    e->set(rc == -ESHUTDOWN ? "ERR_DESTROYED" : "ERR_RESOURCE",
+           "bdev " + info.name + ": cannot watch " + info.path + " for hot removal: " + strerror(-rc), -rc);
+    return rc;
+  }
   std::lock_guard<std::mutex> g(mu_);
   bdevs_.emplace(info.name, std::move(b));
   return 0;
+}
+
+void Target::remove_gone_bdev(const std::shared_ptr<Bdev>& b) {
+  std::lock_guard<std::mutex> ctl(ctl_mu_);
+  if (!running()) return;  // shutdown removes everything anyway
+  std::string list;
+  for (auto& s : subsystems()) {
+    if (s->type() == SubsystemType::Discovery) continue;
+    auto t = s->ns_table();
+    for (uint32_t nsid = 1; nsid <= t->max_nsid(); nsid++) {
+      auto ns = t->get(nsid);
+      std::string err;
+      // Sends the AEN and fills the changed-namespace log of every controller.
+      if (!ns || ns->bdev != b || s->remove_namespace(nsid, &err) < 0) continue;
+      list += (list.empty() ? "" : ",") + std::string("{\"nqn\":") + json_str(s->nqn()) +
+              ",\"nsid\":" + std::to_string(nsid) + "}";
+    }
+  }
+  // A dead bdev is only in the way: its name is free for the device when it
+  // comes back. One still claimed (wrapped by a fault bdev) stays.
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = bdevs_.find(b->info().name);
+    if (it != bdevs_.end() && it->second == b && b->claims.load() == 0) {
+      retired_bdevs_.push_back(it->second);
+      bdevs_.erase(it);
+    }
+  }
+  sink_->emit("device-removed", "{\"bdev\":" + json_str(b->info().name) + ",\"path\":" +
+                                    json_str(b->info().path) + ",\"namespaces\":[" + list + "]}");
 }
 
 int Target::delete_bdev(const std::string& name, CtlError* e) {
@@ -217,8 +284,41 @@ int Target::delete_bdev(const std::string& name, CtlError* e) {
   }
   // In-flight I/O of a just-removed namespace may still pin it; it is freed
   // with its last reference.
+  std::erase_if(retired_bdevs_, [](const std::weak_ptr<Bdev>& w) { return w.expired(); });
+  retired_bdevs_.push_back(it->second);
   bdevs_.erase(it);
   return 0;
+}
+
+int Target::bdev_faults(const std::string& name, const FaultConfig* cfg, FaultStats* out, CtlError* e) {
+  CTL_GUARD("change the faults of bdev " + name);
+  auto b = find_bdev(name);
+  if (!b) {
+    e->set("ERR_NOT_FOUND", "bdev " + name + " does not exist");
+    return -ENOENT;
+  }
+  int rc = cfg ? bdev_set_faults(*b, *cfg) : 0;
+  if (rc == 0) rc = bdev_fault_stats(*b, out);
+  if (rc == -ENOTSUP) {
+    e->set("ERR_INVALID_ARGUMENT", "bdev " + name + " is not a fault bdev (type " + b->info().type + ")");
+  } else if (rc < 0) {
+    e->set("ERR_INVALID_ARGUMENT", "bdev " + name + ": invalid faults", -rc);
+  }
+  return rc;
+}
+
+void Target::cancel_backend_io() {
+  std::vector<std::shared_ptr<Bdev>> bs;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    for (auto& [k, v] : bdevs_) bs.push_back(v);
+    for (auto& w : retired_bdevs_) {
+      if (auto b = w.lock()) bs.push_back(std::move(b));
+    }
+  }
+  each_group([&bs](PollGroup& g) {
+    for (auto& b : bs) b->cancel_io(g);
+  });
 }
 
 int Target::create_subsystem(const SubsystemConfig& cfg, CtlError* e) {
@@ -442,22 +542,43 @@ struct Latch {
 }  // namespace
 
 void Target::run_shutdown_stages() {
+  // The hot-remove helper takes ctl_mu_ itself: join it before we hold that.
+  hot_remove_->stop();
   // Waits for any control call in progress, and keeps new ones out.
   std::lock_guard<std::mutex> ctl(ctl_mu_);
   const auto drain_limit = std::chrono::milliseconds(opts_.disconnect_timeout_ms * 2 + 1000);
 
-  // 1. Pause subsystems: new I/O is held, in-flight I/O drains.
+  // 1. Pause subsystems: new I/O is held, in-flight I/O drains. Backend I/O
+  // that outlasts the drain limit (a stalled device) is cancelled where the
+  // backend can give it back; I/O the kernel owns is waited for in stage 3.
   set_state(TargetState::PausingSubsystems);
   auto subs = subsystems();
+  std::vector<std::shared_ptr<Subsystem>> pausing;
   for (auto& s : subs) {
     if (s->type() == SubsystemType::Discovery) continue;
-    if (!s->set_state(SubsystemState::Pausing)) continue;
-    auto deadline = std::chrono::steady_clock::now() + drain_limit;
-    while (s->io_inflight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    if (s->set_state(SubsystemState::Pausing)) pausing.push_back(s);
+  }
+  auto inflight = [&pausing] {
+    int64_t n = 0;
+    for (auto& s : pausing) n += s->io_inflight.load();
+    return n;
+  };
+  auto drain = [&inflight](std::chrono::milliseconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (inflight() > 0 && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    s->set_state(SubsystemState::Paused);
+    return inflight() == 0;
+  };
+  const auto io_limit = std::chrono::milliseconds(opts_.disconnect_timeout_ms);
+  if (!drain(io_limit)) {
+    fprintf(stderr, "nvmf-target: shutdown: %lld I/O(s) still in flight after %u ms; cancelling backend I/O\n",
+            (long long)inflight(), unsigned(io_limit.count()));
+    cancel_backend_io();
+    drain(drain_limit);
   }
+  for (auto& s : pausing) s->set_state(SubsystemState::Paused);
+  pausing.clear();
 
   // 2. Stop listeners: no new connection can arrive.
   set_state(TargetState::StoppingListeners);
@@ -498,11 +619,13 @@ void Target::run_shutdown_stages() {
     }
   }
   if (!latch.wait_for(drain_limit)) {
-    fprintf(stderr, "nvmf-target: shutdown: qpairs still draining after %u ms; forcing teardown\n",
+    fprintf(stderr, "nvmf-target: shutdown: qpairs still draining after %u ms; cancelling backend I/O\n",
             unsigned(drain_limit.count()));
+    cancel_backend_io();
     // The latch lives on this stack: wait until the stragglers reported, as
     // the reactors still hold a pointer to it. Transports guarantee progress
-    // once a bdev I/O completes.
+    // once a bdev I/O completes; I/O that only the kernel can finish is
+    // waited for, because its buffers are the kernel's until then.
     latch.wait_for(std::chrono::hours(24));
   }
 

@@ -18,10 +18,14 @@
 #include <string>
 #include <vector>
 
+#include "auth/policy.h"
 #include "bdev/bdev.h"
+#include "bdev/fault.h"
 #include "core/events.h"
+#include "core/hot_remove.h"
 #include "core/lifecycle.h"
 #include "core/poll_group.h"
+#include "core/resources.h"
 #include "core/subsystem.h"
 #include "transport/transport.h"
 
@@ -33,6 +37,7 @@ struct TargetOptions {
   uint64_t adaptive_idle_us = 200;  // spin this long after the last work
   TransportOptions transport;
   uint32_t disconnect_timeout_ms = 5000;  // safety net of disconnect-after-flush
+  auth::AuthPolicy auth;                  // DH-HMAC-CHAP: allowed hashes and groups
 };
 
 // Result of a control call: 0 or -errno, plus the NvmfError code and message.
@@ -70,8 +75,23 @@ class Target : public std::enable_shared_from_this<Target> {
 
   EventSink& events() { return *sink_; }
 
+  // DH-HMAC-CHAP policy (any thread). A new transaction takes the snapshot
+  // current at its start.
+  std::shared_ptr<const auth::AuthPolicy> auth_policy() const;
+  void set_auth_policy(const auth::AuthPolicy& p);
+
+  // Resource accounting (core/resources.h). Objects that count themselves
+  // keep the shared_ptr, so the counters outlive them whatever the order.
+  const std::shared_ptr<Resources>& resources() const { return res_; }
+  // This target's counters plus the outstanding requests of its groups.
+  ResourceSnapshot resource_snapshot() const;
+
   // ---- control plane (not on a reactor) ----
-  int create_bdev(const BdevInfo& info, CtlError* e);
+  // `faults`: the initial faults of a "fault" bdev (info.base names the
+  // bdev it wraps); ignored for other types.
+  int create_bdev(const BdevInfo& info, CtlError* e, const FaultConfig* faults = nullptr);
+  // Sets (cfg != nullptr) the faults of a fault bdev and reads its counters.
+  int bdev_faults(const std::string& name, const FaultConfig* cfg, FaultStats* out, CtlError* e);
   int delete_bdev(const std::string& name, CtlError* e);
   std::vector<BdevInfo> bdevs() const;
 
@@ -100,9 +120,18 @@ class Target : public std::enable_shared_from_this<Target> {
   int ensure_transport(const std::string& name, Transport** out, CtlError* e);
   // Runs fn on every live group's reactor and waits.
   void each_group(const std::function<void(PollGroup&)>& fn);
+  // Shutdown gave up waiting for backend I/O: every bdev (deleted ones still
+  // pinned by I/O included) gives back what it can (Bdev::cancel_io).
+  void cancel_backend_io();
+  // The device of `b` is gone (hot removal, on the HotRemover's thread):
+  // removes its namespaces (AEN + changed-namespace log) and the bdev.
+  void remove_gone_bdev(const std::shared_ptr<Bdev>& b);
 
   const TargetOptions opts_;
   std::shared_ptr<EventSink> sink_;
+  mutable std::mutex policy_mu_;  // guards policy_
+  std::shared_ptr<const auth::AuthPolicy> policy_;
+  const std::shared_ptr<Resources> res_;
 
   mutable std::mutex mu_;  // guards state_, shutting_down_, linked_, and the maps below
   std::condition_variable cv_;
@@ -118,6 +147,12 @@ class Target : public std::enable_shared_from_this<Target> {
   std::vector<ListenAddress> listeners_;
   std::map<std::string, std::shared_ptr<Subsystem>> subsystems_;
   std::map<std::string, std::shared_ptr<Bdev>> bdevs_;
+  // Deleted bdevs that in-flight I/O still pinned, for cancel_backend_io().
+  std::vector<std::weak_ptr<Bdev>> retired_bdevs_;
+  // Removable bdevs report here (from reactors); its thread, joined first
+  // thing in shutdown, runs remove_gone_bdev().
+  const std::shared_ptr<HotRemover> hot_remove_ =
+      std::make_shared<HotRemover>([this](const std::shared_ptr<Bdev>& b) { remove_gone_bdev(b); });
 };
 
 }  // namespace nvmf

@@ -45,6 +45,24 @@ FabricsConnectData make_connect_data(const uint8_t hostid[16], uint16_t cntlid,
   return d;
 }
 
+SqEntry make_auth_send(uint32_t tl) {
+  auto c = sqe_as<AuthSendCmd>(fabrics(FabricsType::AuthSend));
+  c.secp = kSecpDhchap;
+  c.spsp0 = 0x01;
+  c.spsp1 = 0x01;
+  c.tl = tl;
+  return std::bit_cast<SqEntry>(c);
+}
+
+SqEntry make_auth_recv(uint32_t al) {
+  auto c = sqe_as<AuthRecvCmd>(fabrics(FabricsType::AuthRecv));
+  c.secp = kSecpDhchap;
+  c.spsp0 = 0x01;
+  c.spsp1 = 0x01;
+  c.al = al;
+  return std::bit_cast<SqEntry>(c);
+}
+
 SqEntry make_property_get(PropOffset ofst, bool eight_bytes) {
   auto c = sqe_as<PropertyGetCmd>(fabrics(FabricsType::PropertyGet));
   c.attrib = eight_bytes ? kPropSize8 : kPropSize4;

@@ -28,6 +28,9 @@ FabricsConnectData make_connect_data(const uint8_t hostid[16], uint16_t cntlid,
 SqEntry make_property_get(PropOffset ofst, bool eight_bytes);
 SqEntry make_property_set(PropOffset ofst, uint64_t value, bool eight_bytes);
 SqEntry make_disconnect();
+// DH-HMAC-CHAP (SECP E9h, SPSP 01h/01h): TL / AL bytes of message data.
+SqEntry make_auth_send(uint32_t tl);
+SqEntry make_auth_recv(uint32_t al);
 
 // ---- admin ----
 SqEntry make_identify(Cns cns, uint32_t nsid, uint16_t cntid = 0);

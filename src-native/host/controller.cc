@@ -8,14 +8,18 @@
 #include <cerrno>
 #include <cstring>
 
+#include "host/auth_ctx.h"  // complete type for auth_'s destructor
+
 namespace nvmf::host {
 
 struct HostController::QueueCtx : public FdHandler {
-  QueueCtx(HostController* c, const HostQueueConfig& cfg) : ctrl(c), q(cfg, c) {}
+  QueueCtx(HostController* c, const HostQueueConfig& cfg)
+      : ctrl(c), owned(make_host_queue(cfg, c)), q(*owned) {}
   void on_fd_event(uint32_t events) override { ctrl->on_queue_event(*this, events); }
 
   HostController* ctrl;
-  HostQueue q;
+  std::unique_ptr<HostQueue> owned;  // TCP or RDMA (host/queue.h)
+  HostQueue& q;
   bool watched = false;
   uint32_t events = 0;
   // Commands waiting for a free CID (exec() only), in order.
@@ -75,6 +79,8 @@ HostController::QueueCtx* HostController::add_queue(uint16_t qid, uint16_t depth
   cfg.hdgst = opts_.hdgst;
   cfg.ddgst = opts_.ddgst;
   cfg.max_incapsule = incapsule;
+  cfg.transport = opts_.transport;
+  cfg.sgl_descriptors = opts_.sgl_descriptors;
   if (queues_.size() <= qid) queues_.resize(size_t(qid) + 1);
   queues_[qid] = std::make_unique<QueueCtx>(this, cfg);
   return queues_[qid].get();
@@ -114,6 +120,19 @@ void HostController::on_queue_failed(HostQueue& q) {
     c->watched = false;
   }
   if (state_ == State::Connecting || state_ == State::Live || state_ == State::Closing) {
+    // A target that rejects an authentication sends AUTH_Failure1 on that
+    // queue and then closes it, which may close the others (the admin queue
+    // takes the controller with it). The verdict may be waiting, unread,
+    // on another socket: read what already arrived before calling this a
+    // connection failure.
+    bool authenticating = false;
+    for (auto& a : auth_) authenticating |= a && a->active;
+    if (authenticating) {
+      for (auto& o : queues_) {
+        if (o && o.get() != c && !o->q.failed()) o->q.poll(0);
+        if (state_ != State::Connecting && state_ != State::Live && state_ != State::Closing) return;
+      }
+    }
     HostError e = q.fail_errno() == ETIMEDOUT
                       ? HostError::timeout(q.fail_reason())
                       : HostError::connection(q.fail_reason(), q.fail_errno());

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/dhchap_key.h"
 #include "host/host_error.h"
 #include "host/host_loop.h"
 #include "host/tcp_queue.h"
@@ -44,6 +45,16 @@ struct HostControllerOptions {
   uint32_t connect_timeout_ms = 10000;
   uint32_t command_timeout_ms = 30000;  // 0 = commands never time out
   uint32_t max_incapsule = 8192;        // host cap on in-capsule write data
+  HostTransport transport = HostTransport::Tcp;  // NVMe/TCP or NVMe/RDMA (host/queue.h)
+  uint8_t sgl_descriptors = 1;  // RDMA: keyed SGL descriptors per transfer (HostQueueConfig)
+  // DH-HMAC-CHAP (controller_auth.cc). With a key the host authenticates
+  // when the controller asks (Connect AUTHREQ.ATR); with a controller key
+  // too it also authenticates the controller, and insists on doing so.
+  std::shared_ptr<const auth::DhchapKey> dhchap_key;
+  std::shared_ptr<const auth::DhchapKey> dhchap_ctrl_key;
+  // Offered in AUTH_Negotiate (the controller picks one of each).
+  std::vector<uint8_t> auth_hashes{1, 2, 3};
+  std::vector<uint8_t> auth_dhgroups{0, 1, 2, 3, 4, 5};
 };
 
 class HostController : private HostQueueListener {
@@ -79,6 +90,14 @@ class HostController : private HostQueueListener {
   // The whole discovery log page, re-read until its generation counter is
   // stable.
   void read_discovery_log(LogFn done);
+
+  // Runs DH-HMAC-CHAP again on the admin queue and then on every I/O queue
+  // of a live controller (host-initiated re-authentication), with new keys
+  // when `replace_keys`. Commands keep flowing meanwhile. A failure fails
+  // the controller (the target ends the queue after AUTH_Failure1).
+  void reauthenticate(std::shared_ptr<const auth::DhchapKey> key,
+                      std::shared_ptr<const auth::DhchapKey> ctrl_key, bool replace_keys,
+                      DoneFn done);
 
   // Graceful: CC.SHN = normal shutdown (bounded wait), then close. Either
   // way every outstanding command completes with an error first.
@@ -141,6 +160,31 @@ class HostController : private HostQueueListener {
   // Fails a connect step: false if `c` succeeded.
   bool step_failed(uint16_t qid, const SqEntry& sqe, const HostCompletion& c);
 
+  // DH-HMAC-CHAP, one transaction per queue (controller_auth.cc).
+  struct AuthCtx;
+  using AuthStep = void (HostController::*)(AuthCtx&, const HostCompletion&);
+  // Authenticates queue `qid`; `done` runs once, with ERR_AUTH_FAILED (and
+  // the reason) when either side rejects the other.
+  void authenticate(uint16_t qid, DoneFn done);
+  // After Connect: authenticate when the controller asks (or when we must
+  // authenticate it), then `next`.
+  void after_connect(uint16_t qid, uint16_t authreq, std::function<void()> next);
+  void auth_send(AuthCtx& a, uint32_t len, AuthStep next);
+  void auth_recv(AuthCtx& a, AuthStep next);
+  void auth_negotiated(AuthCtx& a, const HostCompletion& hc);
+  void auth_on_challenge(AuthCtx& a, const HostCompletion& hc);
+  void auth_replied(AuthCtx& a, const HostCompletion& hc);
+  void auth_on_success1(AuthCtx& a, const HostCompletion& hc);
+  void auth_success2_sent(AuthCtx& a, const HostCompletion& hc);
+  void auth_failure2_sent(AuthCtx& a, const HostCompletion& hc);
+  // Rejects the controller's message: AUTH_Failure2, then fail with `why`.
+  void auth_reject(AuthCtx& a, uint8_t reason, std::string why);
+  // The controller answered with AUTH_Failure1: finish with its reason.
+  bool auth_failure1(AuthCtx& a, size_t len);
+  HostError auth_cmd_error(AuthCtx& a, bool send, const HostCompletion& hc);
+  void auth_finish(AuthCtx& a, HostError e);
+  void reauth_next(uint16_t qid, std::shared_ptr<DoneFn> done);
+
   void arm_keep_alive();
   void send_keep_alive();
   void arm_tick();
@@ -161,6 +205,9 @@ class HostController : private HostQueueListener {
   const char* stage_ = "idle";  // connect step, for timeout messages
 
   std::vector<std::unique_ptr<QueueCtx>> queues_;  // index = qid
+  std::vector<std::unique_ptr<AuthCtx>> auth_;    // index = qid, made on first use
+  uint16_t auth_tid_ = 0;   // next transaction id
+  uint32_t auth_seq_ = 0;   // next S2
 
   FabricsConnectData connect_data_{};  // in-capsule data of the Connect commands
   IdentifyController id_{};

@@ -1,7 +1,8 @@
 // The connect sequence of a HostController, one step per completion:
-// TCP + ICReq (admin) -> Fabrics Connect -> Property Get CAP -> Property Set
-// CC.EN -> poll CSTS.RDY -> Identify Controller -> Set Features Number of
-// Queues -> TCP + ICReq + Fabrics Connect on every I/O queue -> live.
+// TCP + ICReq (admin) -> Fabrics Connect -> [DH-HMAC-CHAP] -> Property Get
+// CAP -> Property Set CC.EN -> poll CSTS.RDY -> Identify Controller -> Set
+// Features Number of Queues -> TCP + ICReq + Fabrics Connect
+// [+ DH-HMAC-CHAP] on every I/O queue -> live.
 // The connect timer bounds the whole sequence; every step re-checks that
 // the controller is still connecting (a failure or close() may have ended
 // it while the command was in flight).
@@ -82,14 +83,7 @@ void HostController::send_admin_connect() {
   exec_internal(0, c, [this, sqe = c.sqe](const HostCompletion& hc) {
     if (step_failed(0, sqe, hc)) return;
     cntlid_ = uint16_t(hc.cqe.dw0);
-    uint16_t authreq = uint16_t(hc.cqe.dw0 >> 16);
-    if (authreq & (kAuthreqAtr | kAuthreqAscr)) {
-      fail_controller(HostError::auth(
-          opts_.target + ": subsystem " + opts_.subnqn +
-          " requires in-band authentication (DH-HMAC-CHAP), which this host does not implement yet"));
-      return;
-    }
-    read_cap();
+    after_connect(0, uint16_t(hc.cqe.dw0 >> 16), [this] { read_cap(); });
   });
 }
 
@@ -218,7 +212,9 @@ void HostController::send_io_connect(uint16_t qid) {
   c.force_incapsule = true;
   exec_internal(qid, c, [this, qid, sqe = c.sqe](const HostCompletion& hc) {
     if (step_failed(qid, sqe, hc)) return;
-    if (++io_connected_ == nio_) finish_connect();
+    after_connect(qid, uint16_t(hc.cqe.dw0 >> 16), [this] {
+      if (++io_connected_ == nio_) finish_connect();
+    });
   });
 }
 

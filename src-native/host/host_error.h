@@ -13,21 +13,24 @@ struct HostError {
   std::string message;
   int err = 0;            // positive errno, when one applies
   int nvme_status = -1;   // (SCT << 8) | SC, when an NVMe completion failed
+  std::string reason;     // ERR_AUTH_FAILED: the AUTH_Failure reason ("failed", ...)
 
   bool ok() const { return code == nullptr; }
 
   static HostError connection(std::string msg, int err = 0) {
-    return {"ERR_CONNECTION", std::move(msg), err, -1};
+    return {"ERR_CONNECTION", std::move(msg), err, -1, {}};
   }
-  static HostError timeout(std::string msg) { return {"ERR_TIMEOUT", std::move(msg), 110, -1}; }
-  static HostError invalid(std::string msg) { return {"ERR_INVALID_ARGUMENT", std::move(msg), 0, -1}; }
+  static HostError timeout(std::string msg) { return {"ERR_TIMEOUT", std::move(msg), 110, -1, {}}; }
+  static HostError invalid(std::string msg) { return {"ERR_INVALID_ARGUMENT", std::move(msg), 0, -1, {}}; }
   static HostError nvme(std::string msg, int status) {
-    return {"ERR_NVME_STATUS", std::move(msg), 0, status};
+    return {"ERR_NVME_STATUS", std::move(msg), 0, status, {}};
   }
-  static HostError io(std::string msg, int err = 0) { return {"ERR_IO", std::move(msg), err, -1}; }
-  static HostError auth(std::string msg) { return {"ERR_AUTH_FAILED", std::move(msg), 0, -1}; }
+  static HostError io(std::string msg, int err = 0) { return {"ERR_IO", std::move(msg), err, -1, {}}; }
+  static HostError auth(std::string msg, std::string reason = "") {
+    return {"ERR_AUTH_FAILED", std::move(msg), 0, -1, std::move(reason)};
+  }
   static HostError resource(std::string msg, int err) {
-    return {"ERR_RESOURCE", std::move(msg), err, -1};
+    return {"ERR_RESOURCE", std::move(msg), err, -1, {}};
   }
 };
 

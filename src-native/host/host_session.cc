@@ -75,7 +75,7 @@ HostSession::~HostSession() { close_and_join(false); }
 void HostSession::connect(HostControllerOptions opts, ConnectFn done) {
   auto fn = [this, opts = std::move(opts), done]() mutable {
     if (ctrl_) {
-      done(HostError{"ERR_BUSY", "the host is already connected", 0, -1}, ConnectInfo{});
+      done(HostError{"ERR_BUSY", "the host is already connected", 0, -1, {}}, ConnectInfo{});
       return;
     }
     ctrl_ = std::make_unique<HostController>(*loop_, std::move(opts));
@@ -130,6 +130,19 @@ void HostSession::get_log_page(uint8_t lid, uint8_t lsp, uint64_t offset, uint32
       return;
     }
     ctrl_->get_log_page(lid, lsp, offset, nsid, buf, len, done);
+  };
+  if (!post(std::move(fn))) done(closed_error());
+}
+
+void HostSession::reauthenticate(std::shared_ptr<const auth::DhchapKey> key,
+                                 std::shared_ptr<const auth::DhchapKey> ctrl_key,
+                                 bool replace_keys, DoneFn done) {
+  auto fn = [this, key = std::move(key), ctrl_key = std::move(ctrl_key), replace_keys, done]() mutable {
+    if (!ctrl_) {
+      done(HostError::connection("the host is not connected", ENOTCONN));
+      return;
+    }
+    ctrl_->reauthenticate(std::move(key), std::move(ctrl_key), replace_keys, done);
   };
   if (!post(std::move(fn))) done(closed_error());
 }

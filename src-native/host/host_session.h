@@ -55,6 +55,10 @@ class HostSession {
   void get_log_page(uint8_t lid, uint8_t lsp, uint64_t offset, uint32_t nsid, uint8_t* buf,
                     uint32_t len, DoneFn done);
   void discovery_log(LogFn done);
+  // DH-HMAC-CHAP again on every queue, with new keys when `replace_keys`.
+  void reauthenticate(std::shared_ptr<const auth::DhchapKey> key,
+                      std::shared_ptr<const auth::DhchapKey> ctrl_key, bool replace_keys,
+                      DoneFn done);
 
   // Blocking, idempotent, thread-safe; never on the reactor thread. Fails
   // every outstanding command (their callbacks run before it returns), then

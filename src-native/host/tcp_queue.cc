@@ -1,4 +1,4 @@
-// HostQueue: connection set-up, command submission, the send path and
+// TcpQueue: connection set-up, command submission, the send path and
 // completion. The receive parser is in tcp_queue_rx.cc.
 #include "host/tcp_queue.h"
 
@@ -34,18 +34,7 @@ constexpr uint8_t kFlagsSgl = uint8_t(kPsdtSglMptrContig << kPsdtShift);
 
 }  // namespace
 
-const char* queue_state_name(HostQueue::State s) {
-  switch (s) {
-    case HostQueue::State::Idle: return "idle";
-    case HostQueue::State::Connecting: return "connecting";
-    case HostQueue::State::IcWait: return "waiting for ICResp";
-    case HostQueue::State::Ready: return "ready";
-    case HostQueue::State::Failed: return "failed";
-  }
-  return "?";
-}
-
-HostQueue::HostQueue(const HostQueueConfig& cfg, HostQueueListener* listener)
+TcpQueue::TcpQueue(const HostQueueConfig& cfg, HostQueueListener* listener)
     : cfg_(cfg),
       listener_(listener),
       cids_(cfg.depth ? cfg.depth : 1),
@@ -57,11 +46,11 @@ HostQueue::HostQueue(const HostQueueConfig& cfg, HostQueueListener* listener)
   std::memset(hdr_, 0, sizeof hdr_);
 }
 
-HostQueue::~HostQueue() {
+TcpQueue::~TcpQueue() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-int HostQueue::connect(const sockaddr* addr, socklen_t len) {
+int TcpQueue::connect(const sockaddr* addr, socklen_t len) {
   if (state_ != State::Idle) return -EALREADY;
   int fd = ::socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
   if (fd < 0) return -errno;
@@ -84,7 +73,7 @@ int HostQueue::connect(const sockaddr* addr, socklen_t len) {
   return 0;
 }
 
-int HostQueue::adopt(int fd) {
+int TcpQueue::adopt(int fd) {
   if (state_ != State::Idle) return -EALREADY;
   int fl = set_nonblock(fd);
   if (fl < 0) return fl;
@@ -93,7 +82,7 @@ int HostQueue::adopt(int fd) {
   return 0;
 }
 
-void HostQueue::start_ic() {
+void TcpQueue::start_ic() {
   state_ = State::IcWait;
   tcp::IcReq r{};
   r.ch.type = uint8_t(tcp::PduType::IcReq);
@@ -114,7 +103,7 @@ void HostQueue::start_ic() {
   flush(true);
 }
 
-void HostQueue::finish_connect(uint32_t events) {
+void TcpQueue::finish_connect(uint32_t events) {
   if (events == 0) {
     // Busy polling: ask the socket whether the connect finished.
     pollfd p{fd_, POLLOUT, 0};
@@ -132,7 +121,7 @@ void HostQueue::finish_connect(uint32_t events) {
   start_ic();
 }
 
-int HostQueue::poll(uint32_t events) {
+int TcpQueue::poll(uint32_t events) {
   if (state_ == State::Failed || state_ == State::Idle || fd_ < 0) return 0;
   guard_++;
   int work = 0;
@@ -160,7 +149,7 @@ int HostQueue::poll(uint32_t events) {
   return work;
 }
 
-int HostQueue::submit(const HostCmd& c) {
+int TcpQueue::submit(const HostCmd& c) {
   if (state_ != State::Ready) return -ENOTCONN;
   if (c.fn == nullptr) return -EINVAL;
   XferDir dir = c.len == 0 ? XferDir::None : c.dir;
@@ -199,7 +188,7 @@ int HostQueue::submit(const HostCmd& c) {
   return 0;
 }
 
-uint64_t HostQueue::oldest_submit_ns() const {
+uint64_t TcpQueue::oldest_submit_ns() const {
   uint64_t oldest = 0;
   for (const Slot& s : slots_) {
     if (s.busy && (oldest == 0 || s.submit_ns < oldest)) oldest = s.submit_ns;
@@ -210,13 +199,13 @@ uint64_t HostQueue::oldest_submit_ns() const {
 // ---------------------------------------------------------------------------
 // Send path.
 
-void HostQueue::set_want_write(bool on) {
+void TcpQueue::set_want_write(bool on) {
   if (want_write_ == on) return;
   want_write_ = on;
   if (listener_) listener_->on_queue_interest(*this);
 }
 
-bool HostQueue::stage_capsule(Slot& s, uint16_t tag, Staged& out) {
+bool TcpQueue::stage_capsule(Slot& s, uint16_t tag, Staged& out) {
   const uint32_t hd = hdgst_ ? tcp::kDigestLen : 0;
   const uint32_t icd = s.incapsule ? s.cmd.len : 0;
   const uint32_t hlen = sizeof(tcp::CapsuleCmdHdr);
@@ -241,7 +230,7 @@ bool HostQueue::stage_capsule(Slot& s, uint16_t tag, Staged& out) {
   return true;
 }
 
-void HostQueue::stage_h2c(Slot& s, uint16_t tag, Staged& out) {
+void TcpQueue::stage_h2c(Slot& s, uint16_t tag, Staged& out) {
   const uint32_t hlen = sizeof(tcp::DataHdr);
   const uint32_t left = s.r2t_end - s.r2t_next;
   const uint32_t chunk = std::min(left, maxh2cdata_);
@@ -271,7 +260,7 @@ void HostQueue::stage_h2c(Slot& s, uint16_t tag, Staged& out) {
   s.h2c_bytes += chunk;
 }
 
-void HostQueue::fill_staging() {
+void TcpQueue::fill_staging() {
   while (nstaged_ < kMaxStaged && ring_count_ > 0) {
     TxItem& it = ring_[ring_head_];
     Slot& s = slots_[it.tag];
@@ -299,7 +288,7 @@ void HostQueue::fill_staging() {
   }
 }
 
-int HostQueue::flush(bool may_fail) {
+int TcpQueue::flush(bool may_fail) {
   if (fd_ < 0 || state_ == State::Failed || state_ == State::Connecting ||
       state_ == State::Idle || tx_error_ != 0) {
     return 0;
@@ -356,7 +345,7 @@ int HostQueue::flush(bool may_fail) {
   return work;
 }
 
-void HostQueue::retire(size_t n) {
+void TcpQueue::retire(size_t n) {
   int i = 0;
   while (i < nstaged_) {
     size_t rem = staged_[i].total() - first_sent_;
@@ -380,7 +369,7 @@ void HostQueue::retire(size_t n) {
   }
 }
 
-void HostQueue::run_deferred() {
+void TcpQueue::run_deferred() {
   while (!deferred_.empty() && state_ != State::Failed) {
     uint16_t tag = deferred_.back();
     deferred_.pop_back();
@@ -392,7 +381,7 @@ void HostQueue::run_deferred() {
 // ---------------------------------------------------------------------------
 // Completion and failure.
 
-HostQueue::Slot* HostQueue::lookup(uint16_t cid, const char* what) {
+TcpQueue::Slot* TcpQueue::lookup(uint16_t cid, const char* what) {
   int tag = cids_.tag_of(cid);
   if (tag < 0 || !slots_[tag].busy || slots_[tag].cid != cid) {
     protocol_error("%s names command id 0x%04x, which is not outstanding", what, cid);
@@ -410,7 +399,7 @@ HostQueue::Slot* HostQueue::lookup(uint16_t cid, const char* what) {
   return &s;
 }
 
-void HostQueue::on_cqe(Slot& s, const CqEntry& cqe) {
+void TcpQueue::on_cqe(Slot& s, const CqEntry& cqe) {
   // The controller ended the command: H2C data it did not ask for yet is
   // not sent. PDUs already handed to sendmsg() in part must still finish
   // (the stream would lose its framing otherwise), so the completion (and
@@ -424,7 +413,7 @@ void HostQueue::on_cqe(Slot& s, const CqEntry& cqe) {
   complete(tag_of(s), cqe);
 }
 
-void HostQueue::complete(uint16_t tag, CqEntry cqe) {
+void TcpQueue::complete(uint16_t tag, CqEntry cqe) {
   Slot& s = slots_[tag];
   HostCompletion hc;
   hc.err = 0;
@@ -440,7 +429,7 @@ void HostQueue::complete(uint16_t tag, CqEntry cqe) {
   fn(ctx, hc);
 }
 
-void HostQueue::fail(int err, std::string why) {
+void TcpQueue::fail(int err, std::string why) {
   if (state_ == State::Failed) return;
   state_ = State::Failed;
   fail_err_ = err > 0 ? err : EIO;
@@ -473,7 +462,7 @@ void HostQueue::fail(int err, std::string why) {
   }
 }
 
-void HostQueue::protocol_error(const char* fmt, ...) {
+void TcpQueue::protocol_error(const char* fmt, ...) {
   char buf[256];
   va_list ap;
   va_start(ap, fmt);

@@ -1,4 +1,5 @@
-// One NVMe queue over one NVMe/TCP connection, host side.
+// One NVMe queue over one NVMe/TCP connection, host side (a HostQueue,
+// host/queue.h).
 //
 // The queue owns a non-blocking socket and speaks the PDU protocol: ICReq /
 // ICResp, command capsules (with in-capsule data for small writes), R2T ->
@@ -26,80 +27,24 @@
 
 #include "host/cid_pool.h"
 #include "host/commands.h"
+#include "host/queue.h"
 #include "nvme/spec.h"
 #include "transport/tcp_pdu.h"
 
 namespace nvmf::host {
 
-struct HostCompletion {
-  // 0: `cqe` is what the controller returned (its status may be an error).
-  // Otherwise -errno and no CQE: the queue failed (-ETIMEDOUT for a command
-  // timeout) and `reason` says why.
-  int err = 0;
-  CqEntry cqe{};
-  uint32_t bytes = 0;            // data bytes transferred (either direction)
-  const char* reason = nullptr;  // valid during the callback only
-};
-
-// A plain function pointer + context, so submitting a command allocates
-// nothing (the perf tool and fio engine sit on this path).
-using CompletionFn = void (*)(void* ctx, const HostCompletion& c);
-
-struct HostCmd {
-  SqEntry sqe{};  // CID is always replaced; PSDT/SGL1 too unless keep_dptr
-  uint8_t* data = nullptr;
-  uint32_t len = 0;
-  XferDir dir = XferDir::None;
-  bool keep_dptr = false;        // raw commands: send flags/SGL1 as given
-  bool force_incapsule = false;  // Fabrics Connect: data always in the capsule
-  CompletionFn fn = nullptr;
-  void* ctx = nullptr;
-};
-
-struct HostQueueConfig {
-  std::string label;            // "127.0.0.1:4420 queue 1", for messages
-  uint16_t qid = 0;
-  uint16_t depth = 32;          // commands outstanding at once (CIDs)
-  bool hdgst = false;           // ask for header digests
-  bool ddgst = false;           // ask for data digests
-  uint32_t max_incapsule = 0;   // write data up to this size goes in the capsule
-};
-
-class HostQueue;
-
-class HostQueueListener {
+class TcpQueue final : public HostQueue {
  public:
-  virtual ~HostQueueListener() = default;
-  // ICResp accepted: commands may be submitted.
-  virtual void on_queue_ready(HostQueue& q) = 0;
-  // The queue failed. Called once, before the socket is closed (so the
-  // owner can take the fd out of its epoll set) and before the outstanding
-  // commands are completed with errors. Never destroy the queue from here.
-  virtual void on_queue_failed(HostQueue& q) = 0;
-  // want_write() changed.
-  virtual void on_queue_interest(HostQueue& q) = 0;
-};
-
-class HostQueue {
- public:
-  enum class State : uint8_t {
-    Idle,        // no socket yet
-    Connecting,  // TCP connect in progress
-    IcWait,      // ICReq sent, waiting for ICResp
-    Ready,       // commands flow
-    Failed,      // socket closed, every command completed
-  };
-
-  HostQueue(const HostQueueConfig& cfg, HostQueueListener* listener);
+  TcpQueue(const HostQueueConfig& cfg, HostQueueListener* listener);
   // Closes the socket. Never runs callbacks: call fail() first so that
   // outstanding commands complete.
-  ~HostQueue();
-  HostQueue(const HostQueue&) = delete;
-  HostQueue& operator=(const HostQueue&) = delete;
+  ~TcpQueue() override;
+  TcpQueue(const TcpQueue&) = delete;
+  TcpQueue& operator=(const TcpQueue&) = delete;
 
   // Starts a non-blocking TCP connect. -errno on immediate failure (the
   // queue stays Idle, no callbacks).
-  int connect(const sockaddr* addr, socklen_t len);
+  int connect(const sockaddr* addr, socklen_t len) override;
   // Takes ownership of an already connected stream socket (tests, fuzzing
   // over a socketpair) and sends ICReq.
   int adopt(int fd);
@@ -107,32 +52,30 @@ class HostQueue {
   // Makes progress: completes the TCP connect, reads and dispatches PDUs,
   // writes queued PDUs. `events` are epoll bits (0 = try everything, for
   // busy polling). Returns an amount of work done (0 = idle).
-  int poll(uint32_t events);
+  int poll(uint32_t events) override;
 
   // Queues a command. 0, or -EAGAIN (no free CID), -ENOTCONN (not Ready),
   // -EINVAL (bad length/direction). On 0 the callback runs exactly once,
   // never from inside submit() itself.
-  int submit(const HostCmd& c);
+  int submit(const HostCmd& c) override;
 
   // Fails the queue: closes the socket and completes every outstanding
   // command with -err. Idempotent.
-  void fail(int err, std::string why);
+  void fail(int err, std::string why) override;
 
   // Parses bytes as if read from the socket (the receive path's only entry).
   // Returns -errno once the queue failed, else 0.
   int feed(const uint8_t* p, size_t n);
 
-  State state() const { return state_; }
-  bool ready() const { return state_ == State::Ready; }
-  bool failed() const { return state_ == State::Failed; }
-  int fd() const { return fd_; }
-  bool want_write() const { return want_write_; }
-  uint16_t qid() const { return cfg_.qid; }
-  uint16_t depth() const { return cids_.depth(); }
-  size_t outstanding() const { return cids_.in_use(); }
-  bool full() const { return cids_.full(); }
-  int fail_errno() const { return fail_err_; }
-  const std::string& fail_reason() const { return fail_reason_; }
+  State state() const override { return state_; }
+  int fd() const override { return fd_; }
+  bool want_write() const override { return want_write_; }
+  uint16_t qid() const override { return cfg_.qid; }
+  uint16_t depth() const override { return cids_.depth(); }
+  size_t outstanding() const override { return cids_.in_use(); }
+  bool full() const override { return cids_.full(); }
+  int fail_errno() const override { return fail_err_; }
+  const std::string& fail_reason() const override { return fail_reason_; }
   // Negotiated at ICResp.
   bool hdgst() const { return hdgst_; }
   bool ddgst() const { return ddgst_; }
@@ -140,9 +83,9 @@ class HostQueue {
   uint8_t cpda() const { return cpda_; }
   // Submit time (CLOCK_MONOTONIC ns) of the oldest outstanding command,
   // 0 when none: the owner enforces command timeouts with it.
-  uint64_t oldest_submit_ns() const;
+  uint64_t oldest_submit_ns() const override;
   // Changes the in-capsule limit (after Identify told the owner IOCCSZ).
-  void set_max_incapsule(uint32_t n) { cfg_.max_incapsule = n; }
+  void set_max_incapsule(uint32_t n) override { cfg_.max_incapsule = n; }
 
  private:
   // Per-command state, indexed by CID tag.
@@ -271,7 +214,5 @@ class HostQueue {
   uint32_t rx_ddgst_have_ = 0;
   std::unique_ptr<uint8_t[]> rx_buf_;
 };
-
-const char* queue_state_name(HostQueue::State s);
 
 }  // namespace nvmf::host

@@ -1,4 +1,4 @@
-// HostQueue receive path: a byte-stream parser for controller-to-host PDUs.
+// TcpQueue receive path: a byte-stream parser for controller-to-host PDUs.
 //
 // Bytes arrive in arbitrary pieces (feed()); the parser first collects the
 // 8-byte common header, validates type, lengths, offsets and digest flags
@@ -33,7 +33,7 @@ const char* fes_name(uint16_t fes) {
 
 }  // namespace
 
-int HostQueue::read_socket() {
+int TcpQueue::read_socket() {
   int work = 0;
   // Bounded so one busy connection cannot starve the rest of the loop;
   // epoll is level-triggered, so what is left wakes us again.
@@ -58,7 +58,7 @@ int HostQueue::read_socket() {
   return work;
 }
 
-int HostQueue::feed(const uint8_t* p, size_t n) {
+int TcpQueue::feed(const uint8_t* p, size_t n) {
   while (n > 0) {
     if (state_ == State::Failed) break;
     switch (rx_) {
@@ -111,7 +111,7 @@ int HostQueue::feed(const uint8_t* p, size_t n) {
 
 // The first 8 bytes: decide whether this PDU may arrive now and how many
 // header bytes follow. Returns false after failing the queue.
-bool HostQueue::on_common_header() {
+bool TcpQueue::on_common_header() {
   tcp::CommonHeader ch;
   std::memcpy(&ch, hdr_, sizeof ch);
   const auto type = tcp::PduType(ch.type);
@@ -191,7 +191,7 @@ bool HostQueue::on_common_header() {
   return true;
 }
 
-void HostQueue::on_header() {
+void TcpQueue::on_header() {
   const auto type = tcp::PduType(hdr_[0]);
   if (type == tcp::PduType::IcResp) {
     rx_reset();
@@ -227,7 +227,7 @@ void HostQueue::on_header() {
   }
 }
 
-void HostQueue::on_icresp() {
+void TcpQueue::on_icresp() {
   tcp::IcResp r;
   std::memcpy(&r, hdr_, sizeof r);
   if (r.pfv != tcp::kPfv10) {
@@ -258,7 +258,7 @@ void HostQueue::on_icresp() {
   if (listener_) listener_->on_queue_ready(*this);
 }
 
-void HostQueue::on_capsule_resp() {
+void TcpQueue::on_capsule_resp() {
   tcp::CapsuleRespHdr h;
   std::memcpy(&h, hdr_, sizeof h);
   rx_reset();
@@ -267,7 +267,7 @@ void HostQueue::on_capsule_resp() {
   on_cqe(*s, h.cqe);
 }
 
-void HostQueue::on_r2t() {
+void TcpQueue::on_r2t() {
   tcp::R2THdr h;
   std::memcpy(&h, hdr_, sizeof h);
   rx_reset();
@@ -304,7 +304,7 @@ void HostQueue::on_r2t() {
   // Sent by the flush at the end of poll(); feed() alone (fuzzing) only queues.
 }
 
-void HostQueue::on_c2h_header() {
+void TcpQueue::on_c2h_header() {
   tcp::DataHdr h;
   std::memcpy(&h, hdr_, sizeof h);
   Slot* s = lookup(h.cccid, "C2HData");
@@ -343,7 +343,7 @@ void HostQueue::on_c2h_header() {
   rx_ = Rx::Data;
 }
 
-void HostQueue::on_c2h_done() {
+void TcpQueue::on_c2h_done() {
   Slot& s = slots_[rx_tag_];
   const uint8_t flags = rx_flags_;
   const uint32_t datal = rx_datal_;
@@ -366,7 +366,7 @@ void HostQueue::on_c2h_done() {
   }
 }
 
-void HostQueue::on_term_req() {
+void TcpQueue::on_term_req() {
   tcp::TermReqHdr t;
   std::memcpy(&t, hdr_, sizeof t);
   rx_reset();

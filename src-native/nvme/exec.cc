@@ -57,6 +57,7 @@ void request_exec(Request* req) {
   QpairStats& st = q->stats;
   st.commands++;
   st.outstanding++;
+  q->group().counters.request_started();
   if (st.outstanding > st.max_outstanding) st.max_outstanding = st.outstanding;
   q->advance_sqhd();
   q->last_cmd_ns = now_ns();
@@ -91,7 +92,10 @@ void request_complete(Request* req) {
   req->cpl.sqid = q->qid;
   // With SQ flow control disabled (Connect CATTR) SQHD is not meaningful.
   req->cpl.sqhd = q->sq_flow_control ? q->sqhd : 0;
-  if (q->stats.outstanding) q->stats.outstanding--;
+  if (q->stats.outstanding) {
+    q->stats.outstanding--;
+    q->group().counters.request_finished();
+  }
   if (req->cpl.status >> 1) q->stats.errors++;
   q->transport().ops->req_complete(req);
 }
@@ -100,6 +104,7 @@ void request_fail_early(Request* req, Status s, bool dnr) {
   Qpair* q = req->qpair;
   q->stats.commands++;
   q->stats.outstanding++;
+  q->group().counters.request_started();
   if (q->stats.outstanding > q->stats.max_outstanding) q->stats.max_outstanding = q->stats.outstanding;
   q->advance_sqhd();
   q->last_cmd_ns = now_ns();

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "auth/qpair_auth.h"
 #include "core/controller.h"
 #include "core/events.h"
 #include "core/target.h"
@@ -128,8 +129,8 @@ std::shared_ptr<Subsystem> connect_subsystem(Request* req, const ConnectArgs& a)
 // Authentication hook: the AUTHREQ bits to return for this Connect. Nonzero
 // puts the queue in Authenticating until DH-HMAC-CHAP succeeds. The auth
 // layer decides from the host's keys in the subsystem.
-uint16_t connect_authreq(Qpair* /*q*/, const Subsystem& /*s*/, const std::string& /*hostnqn*/) {
-  return 0;
+uint16_t connect_authreq(Qpair* q, const Subsystem& s, const std::string& hostnqn) {
+  return auth_connect(q, s, hostnqn);
 }
 
 void emit_host_connect(Qpair* q, const Subsystem& s, uint16_t cntlid) {
@@ -388,9 +389,9 @@ void exec_property_set(Request* req) {
 // ---------------------------------------------------------------------------
 // Authentication and Disconnect.
 
-// DH-HMAC-CHAP hook: the auth layer takes these commands over. Until then no
-// queue is ever Authenticating (connect_authreq returns 0), so a host that
-// tries to authenticate learns that we do not offer it.
+// DH-HMAC-CHAP: the auth layer (auth/qpair_auth.cc) runs the transaction,
+// both while the queue is Authenticating and for a host-initiated
+// re-authentication on an enabled queue.
 void exec_auth(Request* req) {
   Qpair* q = req->qpair;
   if (q->state() != QpairState::Authenticating && q->state() != QpairState::Enabled) {
@@ -402,7 +403,7 @@ void exec_auth(Request* req) {
     request_complete_status(req, GenericSc::InvalidField);
     return;
   }
-  request_complete_status(req, GenericSc::InvalidOpcode);
+  auth_exec(req);
 }
 
 void exec_disconnect(Request* req) {

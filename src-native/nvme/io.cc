@@ -56,25 +56,33 @@ void fail_bdev(Request* req, int err, BdevOp op) {
     fail(req, op == BdevOp::Read ? MediaSc::UnrecoveredReadError : MediaSc::WriteFault, false);
   } else if (err == -ENOSPC) {
     fail(req, GenericSc::CapacityExceeded, true);
+  } else if (err == -ECANCELED) {
+    // Given back by the backend at shutdown: never executed, may be retried.
+    fail(req, GenericSc::AbortedSqDeletion, false);
   } else {
     fail(req, GenericSc::InternalError, false);
   }
+}
+
+// A status the device itself returned (BdevIo::nvme_status), passed to the
+// host as it is: SCT, SC and DNR. CRD and More are dropped: we report no
+// retry delay times (CRDT) and keep no error log entries.
+void fail_device(Request* req, uint16_t st) {
+  fail(req, Status(Sct((st >> 9) & 0x7), uint8_t(st >> 1)), (st & kStatusDnr) != 0);
 }
 
 bool ensure_aux(Request* req, uint32_t data_bytes) {
   if (!req->aux) {
     // Allocated once at the largest size any command on this queue needs.
     uint32_t cap = kAuxHeader + request_buffer_cap(*req->qpair);
-    req->aux = static_cast<uint8_t*>(std::aligned_alloc(4096, (cap + 4095) / 4096 * 4096));
-    if (!req->aux) return false;
-    req->aux_cap = cap;
+    if (!req->alloc_aux(cap)) return false;  // counted in the target's resources
   }
   return uint64_t(data_bytes) + kAuxHeader <= req->aux_cap;
 }
 
 void bdev_done(BdevIo* io, int status);
 
-void submit(Request* req, BdevOp op, uint64_t lba, uint32_t nlb, const iovec* iov, int iovcnt) {
+BdevIo& prepare(Request* req, BdevOp op, uint64_t lba, uint32_t nlb, const iovec* iov, int iovcnt) {
   BdevIo& b = req->bio;
   b.op = op;
   b.lba = lba;
@@ -85,7 +93,12 @@ void submit(Request* req, BdevOp op, uint64_t lba, uint32_t nlb, const iovec* io
   b.nranges = 0;
   b.cb = bdev_done;
   b.ctx = req;
-  req->ns->bdev->submit(req->qpair->group(), &b);
+  b.nvme_status = 0;
+  return b;
+}
+
+void submit(Request* req, BdevOp op, uint64_t lba, uint32_t nlb, const iovec* iov, int iovcnt) {
+  req->ns->bdev->submit(req->qpair->group(), &prepare(req, op, lba, nlb, iov, iovcnt));
 }
 
 // Checks SLBA/NLB and that the data length matches; fails req otherwise.
@@ -193,6 +206,11 @@ void io_compare(Request* req) {
     compare_result(req, mem + a.slba * info(req).block_size);
     return;
   }
+  if (info(req).supports_compare) {  // the device compares (NVMe passthrough)
+    req->ns->bdev->compare(req->qpair->group(),
+                           &prepare(req, BdevOp::Read, a.slba, a.nlb, req->iov, req->iovcnt));
+    return;
+  }
   if (!ensure_aux(req, req->length)) {
     fail(req, GenericSc::InternalError, false);
     return;
@@ -292,6 +310,7 @@ void io_dsm(Request* req) {
   bio.nranges = uint32_t(n);
   bio.cb = bdev_done;
   bio.ctx = req;
+  bio.nvme_status = 0;
   req->ns->bdev->submit(req->qpair->group(), &bio);
 }
 
@@ -300,14 +319,24 @@ void io_dsm(Request* req) {
 void bdev_done(BdevIo* io, int status) {
   Request* req = static_cast<Request*>(io->ctx);
   if (status < 0) {
-    fail_bdev(req, status, io->op);
+    if (io->nvme_status != 0) {
+      fail_device(req, io->nvme_status);
+    } else {
+      fail_bdev(req, status, io->op);
+    }
     return;
   }
   switch (IoOpc(req->cmd.opc)) {
     case IoOpc::Read: read_done(req); return;
     case IoOpc::Write:
     case IoOpc::WriteZeroes: write_done(req, io->op); return;
-    case IoOpc::Compare: compare_result(req, req->aux + kAuxHeader); return;
+    case IoOpc::Compare:
+      if (info(req).supports_compare) {  // compared on the device
+        finish(req);
+        return;
+      }
+      compare_result(req, req->aux + kAuxHeader);
+      return;
     case IoOpc::Flush:
       if (req->cmd.nsid == kNsidAll) {
         flush_next(req, req->ns->nsid);

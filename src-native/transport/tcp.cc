@@ -30,6 +30,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <new>
 #include <string>
 #include <system_error>
 #include <unordered_map>
@@ -43,6 +44,7 @@
 #include "nvme/crc32c.h"
 #include "nvme/exec.h"
 #include "nvme/spec.h"
+#include "transport/tcp_parse.h"
 #include "transport/tcp_pdu.h"
 #include "transport/transport.h"
 
@@ -79,14 +81,8 @@ constexpr uint32_t kCidWords = 65536 / 64;
 // IOCCSZ says, so the admin queue takes that much in-capsule data.
 constexpr uint32_t kAdminInCapsule = 8192;
 
-// FEI of InvalidHeaderField: byte offset of the offending field.
-constexpr uint32_t kFeiType = offsetof(CommonHeader, type);
-constexpr uint32_t kFeiFlags = offsetof(CommonHeader, flags);
-constexpr uint32_t kFeiHlen = offsetof(CommonHeader, hlen);
-constexpr uint32_t kFeiPdo = offsetof(CommonHeader, pdo);
-constexpr uint32_t kFeiPlen = offsetof(CommonHeader, plen);
-
 static_assert(kC2hHdrMax == 128);
+static_assert(kMaxHdrLen >= tcp::kMaxRxHeader, "hdr_ must hold every header tcp_parse accepts");
 
 class TcpQpair;
 class TcpGroup;
@@ -289,7 +285,6 @@ class TcpQpair final : public Qpair, public FdHandler {
   bool rx_step();
   bool fill_hdr();
   bool check_common_header();
-  bool layout_data_pdu(const CommonHeader& ch);
   bool dispatch_header();
   bool on_icreq();
   bool on_capsule_header();
@@ -305,6 +300,7 @@ class TcpQpair final : public Qpair, public FdHandler {
   void h2c_done();
 
   // requests
+  bool alloc_requests();
   TcpRequest* alloc_request();
   void recycle(TcpRequest* r);
   void claim_cid(TcpRequest* r);
@@ -329,6 +325,8 @@ class TcpQpair final : public Qpair, public FdHandler {
   void peer_closed();
   void close_socket(bool graceful);
   void on_disconnect_timeout();
+  void on_handshake_timeout();
+  void cancel_timers();
   void check_finish();
   void log_once(const char* reason);
 
@@ -354,7 +352,10 @@ class TcpQpair final : public Qpair, public FdHandler {
   TcpRequest* rx_req_ = nullptr;  // request the current PDU's data belongs to
   bool in_rx_ = false;
 
-  const uint32_t nreqs_;
+  // Allocated with the first command capsule (alloc_requests), so a
+  // connection that never gets that far costs a few KiB, not a queue's worth
+  // of requests: idle or hostile connections before Connect stay cheap.
+  uint32_t nreqs_ = 0;
   std::unique_ptr<TcpRequest[]> reqs_;
   TcpRequest* free_ = nullptr;
   uint32_t in_use_ = 0;
@@ -375,7 +376,8 @@ class TcpQpair final : public Qpair, public FdHandler {
   bool closing_ = false;
   bool finished_ = false;
   bool logged_ = false;
-  uint64_t timer_ = 0;
+  uint64_t timer_ = 0;     // disconnect safety net
+  uint64_t hs_timer_ = 0;  // ICReq + Connect deadline
 };
 
 // ---------------------------------------------------------------------------
@@ -518,15 +520,25 @@ TcpQpair::TcpQpair(TcpTransport& t, std::shared_ptr<PollGroup> g, TcpGroup& tg, 
       tt_(t),
       tg_(tg),
       fd_(fd),
-      rbuf_(std::make_unique_for_overwrite<uint8_t[]>(kRecvBufSize)),
-      nreqs_(t.request_count),
-      reqs_(std::make_unique<TcpRequest[]>(t.request_count)),
-      cids_(kCidWords, 0) {
+      rbuf_(std::make_unique_for_overwrite<uint8_t[]>(kRecvBufSize)) {
   peer = std::move(peer_addr);
   local = std::move(local_addr);
   max_queue_depth = t.opts.max_queue_depth;
   max_data_transfer = t.opts.max_data_transfer;
   in_capsule_data = t.opts.in_capsule_data;
+}
+
+bool TcpQpair::alloc_requests() {
+  const uint32_t n = tt_.request_count;
+  reqs_.reset(new (std::nothrow) TcpRequest[n]);
+  if (!reqs_) return false;
+  try {
+    cids_.assign(kCidWords, 0);
+  } catch (const std::bad_alloc&) {
+    reqs_.reset();
+    return false;
+  }
+  nreqs_ = n;
   for (uint32_t i = nreqs_; i-- > 0;) {
     TcpRequest& r = reqs_[i];
     r.tq = this;
@@ -535,10 +547,11 @@ TcpQpair::TcpQpair(TcpTransport& t, std::shared_ptr<PollGroup> g, TcpGroup& tg, 
     r.next_free = free_;
     free_ = &r;
   }
+  return true;
 }
 
 TcpQpair::~TcpQpair() {
-  if (timer_) reactor().cancel_timer(timer_);
+  cancel_timers();
   if (fd_ >= 0) {
     if (registered_) reactor().del_fd(fd_);
     ::close(fd_);
@@ -550,6 +563,9 @@ int TcpQpair::start() {
   if (rc < 0) return rc;
   registered_ = true;
   ev_mask_ = EPOLLIN;
+  if (const uint32_t ms = tt_.opts.handshake_timeout_ms) {
+    hs_timer_ = reactor().add_timer(uint64_t(ms) * 1000000ull, [this] { on_handshake_timeout(); });
+  }
   return 0;
 }
 
@@ -695,72 +711,27 @@ bool TcpQpair::fill_hdr() {
   return hdr_have_ == hdr_need_;
 }
 
-// Everything that bounds the PDU is checked here, before the rest of it is
-// read or anything is set up for it.
+// Everything that bounds the PDU is checked here (tcp_parse.cc), before the
+// rest of it is read or anything is set up for it.
 bool TcpQpair::check_common_header() {
   CommonHeader ch;
   std::memcpy(&ch, hdr_, sizeof ch);
-  const auto type = PduType(ch.type);
-  const bool host_pdu = type == PduType::IcReq || type == PduType::CapsuleCmd ||
-                        type == PduType::H2CData || type == PduType::H2CTermReq;
-  if (!host_pdu) return fail(Fes::InvalidHeaderField, kFeiType, "invalid PDU type");
-  const bool first = rx_ == RxState::AwaitIcReq;
-  if (first != (type == PduType::IcReq)) {
-    return fail(Fes::PduSequenceError, 0, first ? "first PDU is not an ICReq" : "unexpected ICReq");
-  }
-  if (ch.hlen != tcp::expected_hlen(ch.type)) {
-    return fail(Fes::InvalidHeaderField, kFeiHlen, "bad PDU header length");
-  }
+  tcp::RxContext ctx;
+  ctx.expect_icreq = rx_ == RxState::AwaitIcReq;
+  ctx.hdgst = hdgst_;
+  ctx.ddgst = ddgst_;
+  ctx.in_capsule_limit = in_capsule_limit();
+  ctx.max_h2c_data = tt_.opts.io_unit;
+  tcp::PduLayout layout;
+  tcp::PduError e;
+  if (!tcp::check_common_header(ch, ctx, &layout, &e)) return fail(e.fes, e.fei, e.reason);
   pdu_ = RxPdu{};
   pdu_.type = ch.type;
-  if (type == PduType::IcReq) {
-    // ICReq carries neither digests nor data.
-    if (ch.plen != sizeof(IcReq)) return fail(Fes::InvalidHeaderField, kFeiPlen, "bad ICReq length");
-  } else if (type == PduType::H2CTermReq) {
-    if (ch.plen < ch.hlen || ch.plen > ch.hlen + tcp::kTermReqMaxData) {
-      return fail(Fes::InvalidHeaderField, kFeiPlen, "bad H2CTermReq length");
-    }
-    pdu_.data_len = ch.plen - ch.hlen;
-  } else if (!layout_data_pdu(ch)) {
-    return false;
-  }
+  pdu_.hd = layout.hd;
+  pdu_.dd = layout.dd;
+  pdu_.pad = layout.pad;
+  pdu_.data_len = layout.data_len;
   hdr_need_ = ch.hlen + pdu_.hd;
-  return true;
-}
-
-// CapsuleCmd and H2CData: digests as negotiated, pdo/plen consistent, data
-// within what we advertised.
-bool TcpQpair::layout_data_pdu(const CommonHeader& ch) {
-  const uint32_t hd = (ch.flags & tcp::kFlagHdgst) ? kDigestLen : 0;
-  const uint32_t dd = (ch.flags & tcp::kFlagDdgst) ? kDigestLen : 0;
-  if ((hd != 0) != hdgst_ || (dd != 0 && !ddgst_)) {
-    return fail(Fes::InvalidHeaderField, kFeiFlags, "PDU digest flags differ from the negotiated digests");
-  }
-  const uint32_t hdr_end = ch.hlen + hd;
-  uint64_t data = 0;
-  if (ch.plen < hdr_end) return fail(Fes::InvalidHeaderField, kFeiPlen, "PDU shorter than its header");
-  if (ch.plen == hdr_end) {
-    if (dd) return fail(Fes::InvalidHeaderField, kFeiFlags, "data digest flag on a PDU without data");
-  } else {
-    if (ch.pdo == 0) return fail(Fes::InvalidHeaderField, kFeiPlen, "PDU length beyond a header without data");
-    if (ch.pdo < hdr_end || ch.pdo > ch.plen) {
-      return fail(Fes::InvalidHeaderField, kFeiPdo, "bad PDU data offset");
-    }
-    if (uint64_t(ch.pdo) + dd >= ch.plen) return fail(Fes::InvalidHeaderField, kFeiPlen, "bad PDU length");
-    if (ddgst_ && !dd) return fail(Fes::InvalidHeaderField, kFeiFlags, "data digest missing");
-    data = ch.plen - ch.pdo - dd;
-  }
-  const bool capsule = PduType(ch.type) == PduType::CapsuleCmd;
-  if (!capsule && data == 0) return fail(Fes::InvalidHeaderField, kFeiPlen, "H2CData PDU without data");
-  const uint64_t limit = capsule ? in_capsule_limit() : tt_.opts.io_unit;
-  if (data > limit) {
-    return fail(Fes::R2TLimitExceeded, 0,
-                capsule ? "in-capsule data exceeds the advertised size" : "H2CData exceeds MAXH2CDATA");
-  }
-  pdu_.hd = hd;
-  pdu_.dd = dd;
-  pdu_.pad = data ? ch.pdo - hdr_end : 0;
-  pdu_.data_len = uint32_t(data);
   return true;
 }
 
@@ -788,10 +759,7 @@ bool TcpQpair::dispatch_header() {
 bool TcpQpair::on_icreq() {
   IcReq req;
   std::memcpy(&req, hdr_, sizeof req);
-  if (req.pfv != tcp::kPfv10) {
-    return fail(Fes::UnsupportedParameter, offsetof(IcReq, pfv), "unsupported PDU format version");
-  }
-  if (req.hpda > tcp::kPdaMax) return fail(Fes::InvalidHeaderField, offsetof(IcReq, hpda), "HPDA out of range");
+  if (tcp::PduError e; !tcp::check_icreq(req, &e)) return fail(e.fes, e.fei, e.reason);
   // We grant exactly the digests the host asks for (Linux refuses anything
   // else); reserved DGST bits are ignored like any reserved field. MAXR2T
   // needs no check: we never have more than one R2T out per command.
@@ -811,6 +779,12 @@ bool TcpQpair::on_icreq() {
 }
 
 bool TcpQpair::on_capsule_header() {
+  if (!reqs_ && !alloc_requests()) {
+    log_once("out of memory for the queue's requests");
+    rx_ = RxState::Stopped;
+    qpair_disconnect(this, "out of memory");
+    return false;
+  }
   TcpRequest* r = alloc_request();
   if (!r) {
     // The host outran its queue depth (or responses are still being
@@ -843,14 +817,8 @@ bool TcpQpair::on_h2c_header() {
   if (!r || r->state != ReqState::AwaitingH2C || r->r2t_pdu.queued) {
     return fail(Fes::InvalidHeaderField, offsetof(DataHdr, ttag), "H2CData for no outstanding R2T");
   }
-  if (h.cccid != r->cmd.cid) {
-    return fail(Fes::InvalidHeaderField, offsetof(DataHdr, cccid), "H2CData cccid does not match its R2T");
-  }
-  if (h.datal != pdu_.data_len) {
-    return fail(Fes::InvalidHeaderField, offsetof(DataHdr, datal), "H2CData datal does not match its length");
-  }
-  if (h.datao != r->h2c_off || h.datal > r->r2t_end - h.datao) {
-    return fail(Fes::DataTransferOutOfRange, 0, "H2CData outside the range of its R2T");
+  if (tcp::PduError e; !tcp::check_h2c_header(h, pdu_.data_len, r->cmd.cid, r->h2c_off, r->r2t_end, &e)) {
+    return fail(e.fes, e.fei, e.reason);
   }
   rx_req_ = r;
   pdu_.dst = r->buf + h.datao;
@@ -1004,24 +972,14 @@ void TcpQpair::claim_cid(TcpRequest* r) {
 // still consumed and discarded).
 Status TcpQpair::prepare_data(TcpRequest* r, uint32_t capsule_data) {
   r->length = 0;
-  if (r->xfer == XferDir::None) return Status{};
-  if (r->cmd.psdt() == kPsdtPrp) return GenericSc::InvalidField;  // fabrics commands use SGLs
-  const SglDescriptor& sgl = r->cmd.dptr.sgl1;
-  if (sgl.sgl_type() == SglType::DataBlock && sgl.sgl_subtype() == SglSubtype::Offset) {
-    if (r->xfer != XferDir::HostToCtrl) return GenericSc::SglDescriptorTypeInvalid;
-    if (sgl.length > in_capsule_limit()) return GenericSc::DataSglLengthInvalid;
-    if (sgl.addr > capsule_data) return GenericSc::SglOffsetInvalid;
-    if (sgl.length > capsule_data - sgl.addr) return GenericSc::DataSglLengthInvalid;
-    r->in_capsule = true;
-  } else if (sgl.sgl_type() == SglType::TransportDataBlock &&
-             sgl.sgl_subtype() == SglSubtype::TransportSpecific) {
-    if (capsule_data) return GenericSc::InvalidField;  // data both in the capsule and by R2T
-  } else {
-    return GenericSc::SglDescriptorTypeInvalid;
-  }
-  if (sgl.length > tt_.opts.max_data_transfer) return GenericSc::DataSglLengthInvalid;
-  if (sgl.length && !r->use_own_buffer(sgl.length, tt_.buffer_cap)) return GenericSc::InternalError;
-  r->length = sgl.length;
+  tcp::SglPlacement at;
+  const Status s = tcp::decode_command_sgl(r->cmd, r->xfer, capsule_data, in_capsule_limit(),
+                                           tt_.opts.max_data_transfer, &at);
+  // In-capsule data of a failed command is still consumed (and discarded).
+  r->in_capsule = at.in_capsule;
+  if (!s.ok()) return s;
+  if (at.length && !r->use_own_buffer(at.length, tt_.buffer_cap)) return GenericSc::InternalError;
+  r->length = at.length;
   return Status{};
 }
 
@@ -1332,6 +1290,10 @@ void TcpQpair::disconnect(const char* reason) {
   rx_ = RxState::Stopped;
   rx_req_ = nullptr;
   release_unstarted();
+  if (hs_timer_) {
+    reactor().cancel_timer(hs_timer_);
+    hs_timer_ = 0;
+  }
   if (fd_ >= 0) {
     const uint64_t ns = uint64_t(tt_.target.options().disconnect_timeout_ms) * 1000000ull;
     timer_ = reactor().add_timer(ns, [this] { on_disconnect_timeout(); });
@@ -1348,23 +1310,37 @@ void TcpQpair::on_disconnect_timeout() {
   close_socket(false);
 }
 
+// A connection that has not completed ICReq and Connect in time (silent,
+// stopped mid-PDU, or slow on purpose) is closed like any failed one.
+void TcpQpair::on_handshake_timeout() {
+  Busy busy(this);
+  hs_timer_ = 0;
+  if (closing_ || state() != QpairState::Connecting) return;
+  char why[96];
+  snprintf(why, sizeof why, "no %s within %u ms; closing", icresp_.ch.plen == 0 ? "complete ICReq" : "Connect",
+           unsigned(tt_.opts.handshake_timeout_ms));
+  log_once(why);
+  rx_ = RxState::Stopped;
+  qpair_disconnect(this, "handshake timeout");
+}
+
+void TcpQpair::cancel_timers() {
+  if (timer_) reactor().cancel_timer(timer_);
+  if (hs_timer_) reactor().cancel_timer(hs_timer_);
+  timer_ = hs_timer_ = 0;
+}
+
 void TcpQpair::check_finish() {
   if (!closing_ || finished_ || in_use_ != 0) return;
   if (fd_ >= 0 && txq_head_) return;
   finished_ = true;
-  if (timer_) {
-    reactor().cancel_timer(timer_);
-    timer_ = 0;
-  }
+  cancel_timers();
   close_socket(true);
   tg_.schedule_reap(this);
 }
 
 void TcpQpair::force_close() {
-  if (timer_) {
-    reactor().cancel_timer(timer_);
-    timer_ = 0;
-  }
+  cancel_timers();
   if (in_use_) {
     fprintf(stderr, "nvmf-target: tcp %s: freed with %u command(s) in flight\n", peer.c_str(),
             unsigned(in_use_));

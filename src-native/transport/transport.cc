@@ -2,6 +2,8 @@
 
 namespace nvmf {
 
+extern const TransportOps kRdmaTransportOps;  // transport/rdma.cc
+
 std::string ListenAddress::str() const {
   // A bare IPv6 address would be ambiguous next to ":port", hence the brackets.
   const bool v6 = ipv6 || address.find(':') != std::string::npos;
@@ -11,7 +13,8 @@ std::string ListenAddress::str() const {
 
 const TransportOps* transport_ops_by_name(const std::string& name) {
   if (name == kTcpTransportOps.name) return &kTcpTransportOps;
-  return nullptr;  // "rdma" joins here with rdma.cc
+  if (name == kRdmaTransportOps.name) return &kRdmaTransportOps;
+  return nullptr;
 }
 
 }  // namespace nvmf

@@ -26,6 +26,10 @@ struct TransportOptions {
   uint32_t in_capsule_data = 8192;       // bytes
   uint32_t max_data_transfer = 128 * 1024;  // MDTS in bytes
   uint32_t io_unit = 128 * 1024;         // largest single R2T / RDMA op
+  // A connection must complete its transport handshake and Fabrics Connect
+  // within this time, or it is closed: a client that connects and says
+  // nothing, or stops mid-PDU, must not hold resources forever. 0 = no limit.
+  uint32_t handshake_timeout_ms = 10000;
 };
 
 struct ListenAddress {
