@@ -182,15 +182,15 @@ write('target_tcp', 'io-rw', seq(4,
   io(0x01, { cid: 60, slba: 0, nlb: 1, data: payload(512, 20) }), io(0x02, { cid: 61, slba: 0, nlb: 8, len: 4096 }),
   io(0x05, { cid: 62, slba: 0, nlb: 1, data: payload(512, 20) }), io(0x08, { cid: 63, slba: 8, nlb: 8 }),
   io(0x00, { cid: 64 }), io(0x09, { cid: 65, data: Buffer.concat([Buffer.alloc(4), le32(8), Buffer.from([16, 0, 0, 0, 0, 0, 0, 0])]), cdw10: 0, cdw11: 4 })));
-write('target_tcp', 'io-r2t', seq(4, io(0x01, { cid: 70, slba: 16, nlb: 16, len: 8192 }), h2c(70, 1, 0, payload(8192, 21))));
-write('target_tcp', 'digests', seq(3 | 8, capsule(sqe({ opc: 0x06, nsid: 0, sglLen: 4096, cdw10: 1 }), Buffer.alloc(0), { hdgst: true, ddgst: true })));
+write('target_tcp', 'io-r2t', seq(4 | 0x10, io(0x01, { cid: 70, slba: 16, nlb: 16, len: 8192 }), h2c(70, 0, 0, payload(8192, 21)), io(0x02, { cid: 71, slba: 16, nlb: 16, len: 8192 })));
+write('target_tcp', 'digests', seq(3 | 8, capsule(sqe({ opc: 0x06, cid: 90, nsid: 0, sglLen: 4096, cdw10: 1 }), Buffer.alloc(0), { hdgst: true, ddgst: true })));
 write('target_tcp', 'discovery', seq(1, (() => {
   const s2 = sqe({ opc: 0x7f, fctype: 1, sglLen: 1024, inCapsule: true });
   const d = connectData();
   d.fill(0, 256, 512);
   d.write('nqn.2014-08.org.nvmexpress.discovery', 256, 'ascii');
   return capsule(s2, d);
-})(), admin(0x02, { cid: 80, cdw10: (1023 << 16) | 0x70, len: 4096 })));
+})(), property(79, true, 0x14, 0x00460001), admin(0x02, { cid: 80, cdw10: (1023 << 16) | 0x70, len: 4096 })));
 write('target_tcp', 'raw', seq(0, icreq({ hdgst: true }), connect({ hdgst: true })));
 
 // ---- DH-HMAC-CHAP messages ----

@@ -10,8 +10,13 @@
 // controller that takes admin commands), 4 ICReq + an I/O queue Connect to
 // a controller the harness keeps enabled on its own admin connection (I/O
 // commands reach the namespace); bit 3 asks for header and data digests
-// (prologue PDUs carry them). The rest is sent as is; then the harness
-// half-closes the connection and reads until the target closes it.
+// (prologue PDUs carry them); bit 4 sends the input PDU by PDU (framed by
+// plen), waiting briefly for the target's answer after each, so H2CData can
+// follow the R2T it answers. Like a real host, the harness waits for the
+// prologue's responses (an I/O queue's Connect completes asynchronously,
+// and commands sent before it are refused). The rest of the input is sent
+// as is; then the harness half-closes the connection and reads until the
+// target closes it.
 //
 // Checked: no sanitizer report; the target closes every connection within
 // 10 s of the host's FIN (a hang is a finding); when the process ends the
@@ -241,6 +246,31 @@ void start_controller() {
   g_cntlid = uint16_t(read_responses(g_admin_fd, 3));
 }
 
+// Sends the prologue and waits for its ICResp and `responses` CapsuleResps
+// (each must succeed). False when the target refused it (an I/O queue whose
+// qid is still attached, say): the input is then skipped.
+bool send_prologue(int fd, const std::vector<uint8_t>& pro, int responses) {
+  if (send(fd, pro.data(), pro.size(), MSG_NOSIGNAL) != ssize_t(pro.size())) return false;
+  std::vector<uint8_t> buf;
+  int need = responses + 1;  // + ICResp
+  uint8_t tmp[8192];
+  while (need > 0) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 10000) <= 0) return false;
+    ssize_t r = recv(fd, tmp, sizeof tmp, 0);
+    if (r <= 0) return false;
+    buf.insert(buf.end(), tmp, tmp + r);
+    while (buf.size() >= 8) {
+      const uint32_t plen = uint32_t(buf[4]) | uint32_t(buf[5]) << 8 | uint32_t(buf[6]) << 16 | uint32_t(buf[7]) << 24;
+      if (plen < 8 || buf.size() < plen) break;
+      if (buf[0] == 0x05 && plen >= 24 && ((buf[22] | buf[23] << 8) >> 1 & 0x7ff) != 0) return false;
+      if (buf[0] == 0x01 || buf[0] == 0x05) need--;
+      buf.erase(buf.begin(), buf.begin() + plen);
+    }
+  }
+  return buf.empty();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -255,18 +285,38 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool digests = data[0] & 8;
   // I/O queues rotate over qids 1..16: the controller learns that the
   // previous one is gone by a message that may still be on its way.
-  std::vector<uint8_t> bytes = level == 4 ? prologue(2, digests, uint16_t(1 + g_next_qid++ % 16), g_cntlid)
-                                          : prologue(level, digests);
-  bytes.insert(bytes.end(), data + 1, data + size);
+  std::vector<uint8_t> pro = level == 4 ? prologue(2, digests, uint16_t(1 + g_next_qid++ % 16), g_cntlid)
+                                        : prologue(level, digests);
   int fd = connect_loopback();
   if (fd < 0) return 0;
-  // Write everything while draining what the target sends (it may answer
-  // as fast as we write), then half-close and read until it closes.
-  size_t off = 0;
-  bool wr_done = false;
+  if (!pro.empty() && !send_prologue(fd, pro, level == 4 ? 1 : level >= 2 ? level - 1 : 0)) {
+    close(fd);
+    return 0;
+  }
+  std::vector<uint8_t> bytes(data + 1, data + size);
   static const bool verbose = getenv("FUZZ_VERBOSE") != nullptr;
   std::vector<uint8_t> got;  // FUZZ_VERBOSE: what the target sent
   static uint8_t sink[1 << 16];
+  size_t off = 0;
+  if (data[0] & 0x10) {
+    // PDU by PDU: each complete PDU of the input, then up to 5 ms for an answer.
+    while (off + 8 <= bytes.size()) {
+      const uint32_t plen = uint32_t(bytes[off + 4]) | uint32_t(bytes[off + 5]) << 8 |
+                            uint32_t(bytes[off + 6]) << 16 | uint32_t(bytes[off + 7]) << 24;
+      if (plen < 8 || plen > bytes.size() - off) break;
+      if (send(fd, bytes.data() + off, plen, MSG_NOSIGNAL) != ssize_t(plen)) break;
+      off += plen;
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 5) > 0) {
+        ssize_t r = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+        if (r == 0) break;
+        if (verbose && r > 0) got.insert(got.end(), sink, sink + r);
+      }
+    }
+  }
+  // Write everything while draining what the target sends (it may answer
+  // as fast as we write), then half-close and read until it closes.
+  bool wr_done = false;
   const uint64_t deadline_ms = 10000;
   uint64_t waited = 0;
   for (;;) {
@@ -306,6 +356,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (got[at] == 0x05 && plen >= 24) {
         fprintf(stderr, "target_tcp: CapsuleResp cid %u status 0x%x\n", unsigned(got[at + 20] | got[at + 21] << 8),
                 unsigned((got[at + 22] | got[at + 23] << 8) >> 1 & 0x7ff));
+      } else if (got[at] == 0x09 && plen >= 24) {
+        fprintf(stderr, "target_tcp: R2T cid %u ttag %u\n", unsigned(got[at + 8] | got[at + 9] << 8),
+                unsigned(got[at + 10] | got[at + 11] << 8));
       } else {
         fprintf(stderr, "target_tcp: PDU type 0x%02x, %u bytes\n", unsigned(got[at]), unsigned(plen));
       }

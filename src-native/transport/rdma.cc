@@ -340,7 +340,10 @@ int start_acceptor(RdmaTransport& t, Reactor& r, std::string* err) {
     ibv_context* ctx = t.devices[i];
     auto h = std::make_unique<AsyncEventHandler>(t, ctx);
     // Best effort: a device whose events we cannot watch still works; its
-    // failures then show up as completion errors.
+    // failures then show up as completion errors. librdmacm shares one
+    // context per device in the process, so a second target (or our host
+    // library) sees the same fd: each event reaches one reader, which
+    // ignores QPs it does not know.
     if (set_nonblock(ctx->async_fd) == 0 && r.add_fd(ctx->async_fd, EPOLLIN, h.get()) == 0) {
       t.async_handlers.push_back(std::move(h));
     }
