@@ -31,6 +31,8 @@ t.test('round trips of every I/O command (512 and 4096-byte blocks)', async (t) 
 
   const id = await h.identify();
   t.equal(id.nn, 32, 'identify: nn = maxNamespaces');
+  t.equal(id.sgls & 0x200004, 0x200000, 'identify over TCP: transport SGL data blocks, not keyed ones');
+  t.equal(id.msdbd, 1, 'identify over TCP: MSDBD 1');
   const nss = await h.namespaces();
   t.same(nss.map((n) => [n.nsid, n.blockSize, Number(n.nsze)]), [[1, 512, 16384], [2, 4096, 2048]], 'namespaces and their formats');
 

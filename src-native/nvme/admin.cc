@@ -62,12 +62,7 @@ uint32_t sgl_support(Qpair& q, const TransportOptions& opts) {
   uint32_t sgls = kSglsSupported;
   if (opts.in_capsule_data) sgls |= kSglsOffset;
   // RDMA moves data with keyed SGLs; NVMe/TCP uses transport data blocks.
-  if (q.transport().ops->trtype == kTrtypeRdma) {
-    sgls |= kSglsKeyed;
-  } else if (q.transport().ops->trtype == kTrtypeTcp) {
-    sgls |= kSglsTransportData;
-  }
-  return sgls;
+  return sgls | q.transport().ops->sgls;
 }
 
 void fill_identify_ctrl(Controller& c, Qpair& q, IdentifyController* id) {
@@ -113,7 +108,7 @@ void fill_identify_ctrl(Controller& c, Qpair& q, IdentifyController* id) {
   id->iorcsz = sizeof(CqEntry) / 16;
   id->icdoff = 0;
   id->fcatt = 0;  // dynamic controller model
-  id->msdbd = 1;
+  id->msdbd = q.transport().ops->msdbd;
   id->ofcs = kOfcsDisconnect;
   id->psd[0].mp = 2500;  // centiwatts; nothing depends on it
   id->psd[0].enlat = 16;

@@ -524,6 +524,8 @@ namespace nvmf {
 const TransportOps kRdmaTransportOps = {
     .name = "rdma",
     .trtype = kTrtypeRdma,
+    .sgls = kSglsKeyed,  // keyed SGL data blocks: RDMA READ/WRITE
+    .msdbd = rdma::kMaxSgl,  // a Last Segment list of keyed descriptors in the capsule
     .create = rdma::rdma_create,
     .listen = rdma::rdma_listen,
     .stop_listen = rdma::rdma_stop_listen,

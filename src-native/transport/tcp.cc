@@ -1620,6 +1620,8 @@ void tcp_destroy(Transport& t) {
 const TransportOps kTcpTransportOps = {
     .name = "tcp",
     .trtype = kTrtypeTcp,
+    .sgls = kSglsTransportData,
+    .msdbd = 1,
     .create = tcp_create,
     .listen = tcp_listen,
     .stop_listen = tcp_stop_listen,

@@ -48,6 +48,11 @@ class Transport;
 struct TransportOps {
   const char* name;  // "tcp", "rdma"
   uint8_t trtype;    // discovery log TRTYPE (3 tcp, 1 rdma)
+  // Identify Controller: the SGL descriptor kinds this transport moves data
+  // with (SGLS bits besides "supported" and "offset"), and how many SGL
+  // descriptors a command may carry (MSDBD).
+  uint32_t sgls;
+  uint8_t msdbd;
 
   // Control (reactor 0). Returns -errno; *err says what is wrong.
   int (*create)(Target& target, const TransportOptions& opts, std::unique_ptr<Transport>* out,
