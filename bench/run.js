@@ -22,6 +22,9 @@ const { parseArgs } = require('node:util');
 const { writeChart } = require('./chart');
 
 const ROOT = path.resolve(__dirname, '..');
+// Where npm run build:fio put the engine and the echo server (NVMF_FIO_BUILD:
+// another build of them, e.g. cmake -S bench/native -B <dir>).
+const FIO_BUILD = process.env.NVMF_FIO_BUILD ? path.resolve(process.env.NVMF_FIO_BUILD) : path.join(ROOT, 'build-fio');
 const PROFILES = [
   'randread-4k-qd1', 'randread-4k-qd32', 'randwrite-4k-qd1', 'randwrite-4k-qd32',
   'randrw70-4k-qd1', 'randrw70-4k-qd32', 'seqread-128k-qd1', 'seqread-128k-qd32',
@@ -45,6 +48,7 @@ const USAGE = `usage: npm run bench -- [options]
   --no-ceiling          skip the loopback ceiling
   --no-perf-check       skip the perf-tool vs fio comparison
   --out DIR             results directory (default bench/results)
+environment: NVMF_FIO_BUILD=DIR takes nvmf-fio.so and nvmf-echo from DIR instead of build-fio/
 `;
 
 function sizeBytes(s) {
@@ -133,9 +137,9 @@ function machine() {
 function ensureTools() {
   if (spawnSync('fio', ['--version'], { stdio: 'ignore' }).status !== 0) die('fio is not installed (apt-get install fio, or npm run setup)');
   if (!fs.existsSync(path.join(ROOT, 'dist', 'cli.js'))) die('dist/ is missing: run npm run build:ts');
-  const engine = path.join(ROOT, 'build-fio', 'nvmf-fio.so');
-  const echo = path.join(ROOT, 'build-fio', 'nvmf-echo');
-  if (!fs.existsSync(engine) || !fs.existsSync(echo)) {
+  const engine = path.join(FIO_BUILD, 'nvmf-fio.so');
+  const echo = path.join(FIO_BUILD, 'nvmf-echo');
+  if ((!fs.existsSync(engine) || !fs.existsSync(echo)) && !process.env.NVMF_FIO_BUILD) {
     console.log('bench: the fio engine is not built yet: npm run build:fio');
     const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'build-fio.js')], { stdio: 'inherit' });
     if (r.status !== 0) die('npm run build:fio failed');
@@ -463,11 +467,18 @@ async function main() {
         }
       }
       if (prof === 'randread-4k-qd32' && s.kind === 'nvmf-target' && !perfCheck && !opt['no-perf-check'] && !row.error) {
-        // Pairs of back-to-back fio and perf runs (order alternating), so a
-        // burst of load from elsewhere on the machine lands on both tools;
-        // the median of the pair ratios is the comparison.
+        // Pairs of back-to-back fio and perf runs under identical conditions
+        // (same target, pinning, nice level, queue depth, connection, block
+        // range, ramp and run time), the order alternating (fio-perf,
+        // perf-fio, ...), so a burst of load from elsewhere on the machine
+        // lands on both tools. Every run opens a new connection, and on this
+        // kind of machine a connection's throughput can settle at about half
+        // of another's for the whole run (seen with both tools alike), and
+        // preemption only ever slows a run down: so the comparison is each
+        // tool's best run (best of N, the usual estimator for slowdown-only
+        // noise); the median of the pair ratios is reported alongside.
         const pairs = [];
-        const PAIRS = 4;
+        const PAIRS = 6;
         const short = Math.min(DURATION, 2);
         for (let k = 0; k < PAIRS; k++) {
           if (TTY) process.stdout.write(`\r${prefix} perf tool vs fio, pair ${k + 1}/${PAIRS}`.padEnd(100));
@@ -488,13 +499,19 @@ async function main() {
         }
         const ratios = pairs.map((p) => p.ratio).sort((a, b) => a - b);
         const median = (ratios[(ratios.length - 1) >> 1] + ratios[ratios.length >> 1]) / 2;
+        const bestPerf = Math.max(...pairs.map((p) => p.perfIops));
+        const bestFio = Math.max(...pairs.map((p) => p.fioIops));
+        const best = bestFio ? bestPerf / bestFio : 0;
         perfCheck = {
           server: s.name,
           profile: prof,
           secondsPerRun: short,
           pairs,
-          ratio: median,
-          agreeWithin10Percent: Math.abs(median - 1) <= 0.1,
+          bestPerfIops: bestPerf,
+          bestFioIops: bestFio,
+          ratio: best,
+          medianPairRatio: median,
+          agreeWithin10Percent: Math.abs(best - 1) <= 0.1,
           error: pairs.find((p) => p.error)?.error,
         };
       }
@@ -555,8 +572,9 @@ async function main() {
   if (perfCheck) {
     console.log(`\nperf tool vs fio, randread-4k-qd32 on ${perfCheck.server}, ${perfCheck.pairs.length} back-to-back pairs of ` +
       `${perfCheck.secondsPerRun} s runs: ${perfCheck.pairs.map((p) => `${fmtK(p.perfIops)}/${fmtK(p.fioIops)}`).join(', ')} ` +
-      `(perf/fio IOPS); median perf/fio = ${(perfCheck.ratio * 100).toFixed(1)}% ` +
-      `(${perfCheck.agreeWithin10Percent ? 'within' : 'NOT within'} 10%)` + (perfCheck.error ? ` — ${perfCheck.error}` : ''));
+      `(perf/fio IOPS); best runs ${fmtK(perfCheck.bestPerfIops)}/${fmtK(perfCheck.bestFioIops)}: perf/fio = ` +
+      `${(perfCheck.ratio * 100).toFixed(1)}% (${perfCheck.agreeWithin10Percent ? 'within' : 'NOT within'} 10%); ` +
+      `median of the pair ratios ${(perfCheck.medianPairRatio * 100).toFixed(1)}%` + (perfCheck.error ? ` — ${perfCheck.error}` : ''));
   }
 
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');

@@ -12,7 +12,8 @@ const os = require('node:os');
 const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..');
-const ENGINE = path.join(ROOT, 'build-fio', 'nvmf-fio.so');
+// NVMF_FIO_BUILD: another build of the engine (default: npm run build:fio's).
+const ENGINE = path.join(process.env.NVMF_FIO_BUILD ? path.resolve(process.env.NVMF_FIO_BUILD) : path.join(ROOT, 'build-fio'), 'nvmf-fio.so');
 const NQN = 'nqn.2024-01.io.nvmf-target:verify';
 
 function die(msg) {
@@ -41,7 +42,7 @@ function waitPort(port, ms) {
 
 async function main() {
   if (spawnSync('fio', ['--version'], { stdio: 'ignore' }).status !== 0) die('fio is not installed (apt-get install fio)');
-  if (!fs.existsSync(ENGINE)) {
+  if (!fs.existsSync(ENGINE) && !process.env.NVMF_FIO_BUILD) {
     console.log('bench:verify: building the fio engine first (npm run build:fio)');
     const b = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'build-fio.js')], { stdio: 'inherit' });
     if (b.status !== 0) die('npm run build:fio failed');

@@ -44,7 +44,7 @@ perf options:
   --nqn NQN            subsystem NQN (required for tcp)
   --address A          target address (default 127.0.0.1)
   --port P             target port (default 4420)
-  --transport T        tcp | echo (echo: the benchmark's bare TCP echo server)
+  --transport T        tcp | rdma | echo (echo: the benchmark's bare TCP echo server)
   --nsid N             namespace ID (default 1)
   --hostnqn NQN        host NQN (default: a random uuid NQN)
   --queue-depth N      commands outstanding per connection (default 32)
@@ -169,7 +169,7 @@ async function runPerf(argv: string[]): Promise<void> {
     strict: true,
   });
   const o: PerfOptions = {
-    transport: values.transport as 'tcp' | 'echo',
+    transport: values.transport as 'tcp' | 'rdma' | 'echo',
     address: values.address!,
     port: Number(values.port),
     nsid: Number(values.nsid),

@@ -2,6 +2,7 @@ export { NvmfError, type NvmfErrorCode } from './errors';
 export {
   Target,
   type TargetOptions,
+  type RdmaTargetOptions,
   type TargetState,
   type PollMode,
   type ReactorInfo,

@@ -12,13 +12,13 @@ import { native } from './native';
 import { bool, int, nqn, obj, oneOf, onlyKnown, str } from './validate';
 
 export interface PerfOptions {
-  /** 'tcp' (NVMe/TCP), or 'echo' for the benchmark's bare TCP echo server (bench/native). Default 'tcp'. */
-  transport?: 'tcp' | 'echo';
+  /** 'tcp' (NVMe/TCP), 'rdma' (NVMe/RDMA), or 'echo' for the benchmark's bare TCP echo server (bench/native). Default 'tcp'. */
+  transport?: 'tcp' | 'rdma' | 'echo';
   /** Target address or host name. Default 127.0.0.1. */
   address?: string;
   /** Default 4420. */
   port?: number;
-  /** Subsystem NQN (required for tcp). */
+  /** Subsystem NQN (required for tcp and rdma). */
   subnqn?: string;
   /** Default: a random uuid host NQN. */
   hostnqn?: string;
@@ -86,9 +86,9 @@ function num(field: string, v: unknown, lo: number, hi: number): number | undefi
 export async function perf(options: PerfOptions): Promise<PerfResult> {
   const o = obj('options', options);
   onlyKnown('options', o, KNOWN);
-  const transport = oneOf('options.transport', o.transport, ['tcp', 'echo'] as const, 'tcp');
+  const transport = oneOf('options.transport', o.transport, ['tcp', 'rdma', 'echo'] as const, 'tcp');
   const address = str('options.address', o.address, { optional: true }) ?? '127.0.0.1';
-  const subnqn = transport === 'tcp' ? nqn('options.subnqn', o.subnqn) : undefined;
+  const subnqn = transport !== 'echo' ? nqn('options.subnqn', o.subnqn) : undefined;
   const n: Record<string, unknown> = {
     transport,
     address: net.isIP(address) ? address : (await dns.promises.lookup(address)).address,

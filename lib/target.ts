@@ -37,6 +37,30 @@ export interface TargetOptions {
   disconnectTimeoutMs?: number;
   /** DH-HMAC-CHAP: hashes and DH groups the target may select (preference order), transaction timeout. */
   auth?: TargetAuthOptions;
+  /** NVMe/RDMA transport options. */
+  rdma?: RdmaTargetOptions;
+}
+
+export interface RdmaTargetOptions {
+  /**
+   * Share one receive queue (SRQ) per poll group and RDMA device among its
+   * queue pairs, instead of a receive queue of HSQSIZE + 1 buffers per queue
+   * pair. Default false.
+   *
+   * Queue depth rule: receive buffers are committed to queues, never
+   * oversubscribed: a connection is refused (NVMe/RDMA reject "no
+   * resources") when the queue depths (HSQSIZE + 1) of the group's queues on
+   * that device would add up to more than the SRQ holds, so a host that
+   * respects its queue depth never meets an empty SRQ (no RNR stalls).
+   */
+  srq?: boolean;
+  /**
+   * Receive buffers of each shared receive queue, 64..65536 (bounded by the
+   * device's max_srq_wr). Default 4096. Each buffer holds a command capsule
+   * with in-capsule data (64 B + 8 KiB): 4096 register about 33 MiB per poll
+   * group and device, allocated when the group's first connection arrives.
+   */
+  srqDepth?: number;
 }
 
 /**
@@ -129,7 +153,7 @@ export function validateTargetOptions(options: unknown): Required<TargetOptions>
     throw invalid('options', 'must be an object');
   }
   const o = options as Record<string, unknown>;
-  const known = new Set(['reactors', 'pollMode', 'adaptiveIdleUs', 'handshakeTimeoutMs', 'disconnectTimeoutMs', 'auth']);
+  const known = new Set(['reactors', 'pollMode', 'adaptiveIdleUs', 'handshakeTimeoutMs', 'disconnectTimeoutMs', 'auth', 'rdma']);
   for (const k of Object.keys(o)) {
     if (!known.has(k)) throw invalid(`options.${k}`, 'is not a known option');
   }
@@ -144,6 +168,16 @@ export function validateTargetOptions(options: unknown): Required<TargetOptions>
     handshakeTimeoutMs: checkInt('options.handshakeTimeoutMs', o.handshakeTimeoutMs, 0, 3_600_000) ?? 10_000,
     disconnectTimeoutMs: checkInt('options.disconnectTimeoutMs', o.disconnectTimeoutMs, 100, 600_000) ?? 5_000,
     auth: validateAuthOptions('options.auth', o.auth),
+    rdma: validateRdmaOptions(o.rdma),
+  };
+}
+
+function validateRdmaOptions(value: unknown): Required<RdmaTargetOptions> {
+  const r = value === undefined ? {} : v.obj('options.rdma', value);
+  v.onlyKnown('options.rdma', r, ['srq', 'srqDepth']);
+  return {
+    srq: v.bool('options.rdma.srq', r.srq) ?? false,
+    srqDepth: checkInt('options.rdma.srqDepth', r.srqDepth, 64, 65_536) ?? 4096,
   };
 }
 

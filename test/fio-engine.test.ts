@@ -9,8 +9,10 @@ import { freePort, serveRam, SUBNQN } from './helpers/target';
 // target in this process: every bundled profile, every verify variant, and
 // a negative control proving that verify notices wrong data.
 const ROOT = path.resolve(__dirname, '..');
-const ENGINE = path.join(ROOT, 'build-fio', 'nvmf-fio.so');
-const ECHO = path.join(ROOT, 'build-fio', 'nvmf-echo');
+// NVMF_FIO_BUILD: another build of the engine and echo server (default: npm run build:fio's).
+const FIO_BUILD = process.env.NVMF_FIO_BUILD ? path.resolve(process.env.NVMF_FIO_BUILD) : path.join(ROOT, 'build-fio');
+const ENGINE = path.join(FIO_BUILD, 'nvmf-fio.so');
+const ECHO = path.join(FIO_BUILD, 'nvmf-echo');
 const haveFio = spawnSync('fio', ['--version'], { stdio: 'ignore' }).status === 0;
 const skip = !haveFio
   ? 'fio is not installed (apt-get install fio)'

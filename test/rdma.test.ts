@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Target, connect, type NvmfError } from '../dist';
+import { Target, connect, perf, type NvmfError } from '../dist';
 import { ROOT, runNode } from './helpers/child';
 import { HOSTNQN, SUBNQN, serveRam } from './helpers/target';
 
@@ -72,11 +72,13 @@ t.test('listen({transport: "rdma"}) without RDMA fails clearly; TCP keeps workin
   await h.write(1, 0, d);
   t.same(await h.read(1, 0, 8), d, 'TCP I/O works on that target');
   t.same(target.listenAddresses().map((l) => l.transport), ['tcp'], 'the failed RDMA listen left no listener behind');
+  await t.rejects(perf({ transport: 'rdma', address: '127.0.0.1', port, subnqn: SUBNQN, durationSec: 0.1 }),
+    { code: 'ERR_TRANSPORT_UNAVAILABLE', message: /^perf: transport 'rdma': (no RDMA device found|cannot load lib\S+)/ }, 'perf over RDMA: the same clear error');
 });
 
 t.test('without libibverbs: the package loads, RDMA names the missing library, TCP works', async (t) => {
   const script = `
-    const { Target, connect } = require(${JSON.stringify(path.join(ROOT, 'dist'))});
+    const { Target, connect, perf } = require(${JSON.stringify(path.join(ROOT, 'dist'))});
     (async () => {
       const out = {};
       const target = await Target.create({ reactors: 1 });
@@ -84,6 +86,8 @@ t.test('without libibverbs: the package loads, RDMA names the missing library, T
       catch (e) { out.rdma = e.code + ': ' + e.message; }
       try { await connect({ transport: 'rdma', address: '127.0.0.1', subnqn: 'nqn.x:y' }); out.host = 'connected'; }
       catch (e) { out.host = e.code + ': ' + e.message; }
+      try { await perf({ transport: 'rdma', address: '127.0.0.1', subnqn: 'nqn.2024-01.io.test:nolib', durationSec: 0.1 }); out.perf = 'ran'; }
+      catch (e) { out.perf = e.code + ': ' + e.message; }
       await target.createBdev({ name: 'm', type: 'malloc', sizeBytes: 1 << 20 });
       const s = await target.createSubsystem({ nqn: 'nqn.2024-01.io.test:nolib', allowAnyHost: true });
       await s.addNamespace({ bdev: 'm' });
@@ -101,6 +105,7 @@ t.test('without libibverbs: the package loads, RDMA names the missing library, T
   const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}');
   t.match(out.rdma, /^ERR_TRANSPORT_UNAVAILABLE: transport rdma: cannot load libibverbs-not-installed\.so\.1 .*libibverbs1/, 'target: names the library and the package to install');
   t.match(out.host, /^ERR_TRANSPORT_UNAVAILABLE: transport 'rdma': cannot load libibverbs-not-installed\.so\.1/, 'host library: the same reason');
+  t.match(out.perf, /^ERR_TRANSPORT_UNAVAILABLE: perf: transport 'rdma': cannot load libibverbs-not-installed\.so\.1/, 'perf: the same reason');
   t.equal(out.tcp, 'ok', 'NVMe/TCP target and host work in that process');
 });
 
@@ -111,6 +116,10 @@ t.test('host options: RDMA has no digests; sglDescriptors is RDMA only', async (
   await t.rejects(connect({ ...base, sglDescriptors: 2 }), { code: 'ERR_INVALID_ARGUMENT', message: /options\.sglDescriptors is NVMe\/RDMA only/ });
   await t.rejects(connect({ ...base, transport: 'rdma', sglDescriptors: 17 }), { code: 'ERR_INVALID_ARGUMENT', message: /options\.sglDescriptors/ });
   await t.rejects(connect({ ...base, transport: 'udp' as 'tcp' }), { code: 'ERR_INVALID_ARGUMENT', message: /options\.transport/ });
+  // perf (and the fio engine, on the same client) over RDMA: the same rules.
+  await t.rejects(perf({ ...base, transport: 'rdma', hdgst: true, durationSec: 0.1 }), { code: 'ERR_INVALID_ARGUMENT', message: /hdgst is NVMe\/TCP only/ });
+  await t.rejects(perf({ ...base, transport: 'udp' as 'tcp', durationSec: 0.1 }), { code: 'ERR_INVALID_ARGUMENT', message: /options\.transport/ });
+  await t.rejects(perf({ address: '127.0.0.1', transport: 'rdma', durationSec: 0.1 }), { code: 'ERR_INVALID_ARGUMENT', message: /options\.subnqn/ });
 });
 
 t.test('RDMA loopback I/O (needs an RDMA device: the VM harness)', async (t) => {

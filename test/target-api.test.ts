@@ -135,3 +135,31 @@ t.test('control-plane validation names the field or object', async (t) => {
   await t.rejects(s.addHost({ nqn: HOSTNQN }), { code: 'ERR_DESTROYED' });
   t.type(new NvmfError('ERR_IO', 'x'), Error);
 });
+
+t.test('options.rdma (shared receive queue): validated, off by default, no effect on TCP', async (t) => {
+  for (const [rdma, msg] of [
+    [{ srq: 'yes' }, /options\.rdma\.srq must be a boolean/],
+    [{ srq: true, srqDepth: 63 }, /options\.rdma\.srqDepth must be an integer from 64 to 65536/],
+    [{ srq: true, srqDepth: 65537 }, /options\.rdma\.srqDepth/],
+    [{ srqSize: 1 }, /options\.rdma\.srqSize is not a known option/],
+    [[], /options\.rdma must be an object/],
+  ] as const) {
+    await t.rejects(Target.create({ rdma } as never), { code: 'ERR_INVALID_ARGUMENT', message: msg });
+  }
+  const d = await Target.create();
+  t.same(d.options.rdma, { srq: false, srqDepth: 4096 }, 'default: a receive queue per queue pair');
+  await d.destroy();
+  const target = await Target.create({ rdma: { srq: true, srqDepth: 256 } });
+  t.teardown(() => target.destroy());
+  t.same(target.options.rdma, { srq: true, srqDepth: 256 });
+  await target.createBdev({ name: 'r', type: 'malloc', sizeBytes: 1 << 20 });
+  const s = await target.createSubsystem({ nqn: SUBNQN, allowAnyHost: true });
+  await s.addNamespace({ bdev: 'r' });
+  const port = await freePort();
+  await target.listen({ address: '127.0.0.1', port });
+  const h = await connect({ address: '127.0.0.1', port, subnqn: SUBNQN, hostnqn: HOSTNQN });
+  const data = Buffer.alloc(4096, 7);
+  await h.write(1, 0, data);
+  t.ok((await h.read(1, 0, 8)).equals(data), 'TCP serves as usual with rdma.srq on');
+  await h.close();
+});

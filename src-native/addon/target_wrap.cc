@@ -90,6 +90,32 @@ TargetWrap::TargetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Target
   v = int64_t(opts.disconnect_timeout_ms);
   if (!opt_int(o, "disconnectTimeoutMs", 100, 600000, &v)) return;
   opts.disconnect_timeout_ms = uint32_t(v);
+  // options.rdma: { srq?: boolean, srqDepth?: number } (lib/target.ts
+  // validates it first; this is the backstop).
+  if (Napi::Value rv = o.Get("rdma"); !rv.IsUndefined()) {
+    if (!rv.IsObject()) {
+      make_error(env, "ERR_INVALID_ARGUMENT", "options.rdma must be an object").ThrowAsJavaScriptException();
+      return;
+    }
+    Napi::Object r = rv.As<Napi::Object>();
+    Napi::Value srq = r.Get("srq");
+    if (!srq.IsUndefined() && !srq.IsBoolean()) {
+      make_error(env, "ERR_INVALID_ARGUMENT", "options.rdma.srq must be a boolean").ThrowAsJavaScriptException();
+      return;
+    }
+    Napi::Value depth = r.Get("srqDepth");
+    int64_t d = 4096;
+    if (!depth.IsUndefined()) {
+      const double x = depth.IsNumber() ? depth.As<Napi::Number>().DoubleValue() : -1;
+      if (x != double(int64_t(x)) || x < 64 || x > 65536) {
+        make_error(env, "ERR_INVALID_ARGUMENT", "options.rdma.srqDepth must be an integer from 64 to 65536")
+            .ThrowAsJavaScriptException();
+        return;
+      }
+      d = int64_t(x);
+    }
+    if (srq.IsBoolean() && srq.As<Napi::Boolean>().Value()) opts.transport.rdma_srq_depth = uint32_t(d);
+  }
   Napi::Value pm = o.Get("pollMode");
   if (!pm.IsUndefined()) {
     if (!pm.IsString() || !parse_poll_mode(pm.As<Napi::String>().Utf8Value(), &opts.poll_mode)) {

@@ -117,7 +117,7 @@ class EchoClient final : public PerfClient {
     r.offset = io->offset;
     c.ring[(c.head + c.count) % c.ring.size()] = tag;
     c.count++;
-    if (!in_poll_) flush(c, false);
+    if (!in_poll_ && !held_) flush(c, false);
     return 0;
   }
 
@@ -154,9 +154,11 @@ class EchoClient final : public PerfClient {
 
   void close() override { fail_all(ECONNABORTED, "echo: connection closed by the client"); }
 
-  void data_fds(std::vector<int>* out) const override {
-    for (const EchoConn& c : conns_) {
-      if (c.fd >= 0) out->push_back(c.fd);
+  void hold_sends(bool on) override {
+    held_ = on;
+    if (on) return;
+    for (EchoConn& c : conns_) {
+      if (c.fd >= 0 && !c.tx_error) flush(c, false);  // an error: reported by poll()
     }
   }
 
@@ -320,6 +322,7 @@ class EchoClient final : public PerfClient {
   std::vector<EchoConn> conns_;
   int epfd_ = -1;
   bool in_poll_ = false;
+  bool held_ = false;  // cork(): submit() only queues
 };
 
 }  // namespace

@@ -111,12 +111,13 @@ int nvmf_fio_submit(nvmf_fio_conn* c, int op, uint64_t offset, uint32_t len, voi
 }
 
 // Hands the pending I/Os to the client. From inside a poll (a completion
-// callback) they ride in the one sendmsg() that ends the poll; otherwise
-// more than one go out corked, so they leave in as few TCP segments as
-// possible instead of one trip through the loopback stack each.
+// callback) they ride in the one sendmsg() that ends the poll; otherwise the
+// client is corked around the submissions, so the batch still leaves with
+// one sendmsg() per connection rather than one per I/O, exactly as the perf
+// tool's resubmissions from completions do.
 static void send_pending(nvmf_fio_conn* c) {
   if (c->pending.empty()) return;
-  const bool batch = !c->polling && c->pending.size() > 1;
+  const bool batch = !c->polling;
   if (batch) c->client->cork(true);
   const unsigned nconn = c->client->connections();
   for (PerfIo* io : c->pending) {
@@ -162,16 +163,9 @@ void nvmf_fio_commit(nvmf_fio_conn* c) {
 
 int nvmf_fio_reap(nvmf_fio_conn* c, unsigned min, unsigned max, int64_t timeout_ns) {
   c->events.clear();
-  // fio waits: what it queued must leave. One poll pass first: a completion
-  // found there takes the queued I/O along in the poll's own sendmsg();
-  // otherwise it is sent at once. A min == 0 peek (fio looks between
-  // submissions) leaves the batch growing.
-  if (min > 0 || c->free_ios.empty()) {
-    // (Only with I/O in flight: otherwise no completion can come.)
-    const size_t in_flight = c->pool.size() - c->free_ios.size() - c->pending.size() - c->done.size();
-    if (!c->pending.empty() && c->busy_poll && in_flight > 0) poll_client(c);
-    send_pending(c);
-  }
+  // fio waits: what it queued leaves now, in one batch. A min == 0 peek (fio
+  // looks between submissions) leaves the batch growing.
+  if (min > 0 || c->free_ios.empty()) send_pending(c);
   const uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : nvmf::host::mono_ns() + uint64_t(timeout_ns);
   auto ready = [c] { return c->done.size() - c->done_head; };
   while (ready() < min) {

@@ -1,5 +1,5 @@
-// PerfClient over NVMe/TCP: one HostController with `connections` I/O
-// queues on a private SyncLoop. Busy polling drives the queues directly
+// PerfClient over NVMe/TCP or NVMe/RDMA: one HostController with
+// `connections` I/O queues on a private SyncLoop. Busy polling drives the queues directly
 // (HostQueue::poll(0)) and services the loop's timers (keep alive, command
 // timeouts) every few dozen passes; wait() sleeps in the loop's epoll set.
 #include "host/perf_client.h"
@@ -18,6 +18,7 @@
 #include "host/controller.h"
 #include "host/identify_decode.h"
 #include "host/sync_loop.h"
+#include "transport/rdma_verbs.h"
 
 namespace nvmf::host {
 
@@ -28,6 +29,7 @@ namespace {
 constexpr const char* kErrConnection = "ERR_CONNECTION";
 constexpr const char* kErrInvalid = "ERR_INVALID_ARGUMENT";
 constexpr const char* kErrKey = "ERR_INVALID_KEY";
+constexpr const char* kErrTransport = "ERR_TRANSPORT_UNAVAILABLE";
 }  // namespace
 
 bool resolve_address(const std::string& address, uint16_t port, void* ss, unsigned* len,
@@ -71,6 +73,25 @@ class NvmeClient final : public PerfClient {
       return false;
     }
     HostControllerOptions ho;
+    if (o.transport == "rdma") {
+      if (o.hdgst || o.ddgst) {
+        *err = std::string(o.hdgst ? "hdgst" : "ddgst") + " is NVMe/TCP only";
+        code = kErrInvalid;
+        return false;
+      }
+      // rdma-core is loaded on first use; say what is missing up front.
+      std::string why;
+      const rdma::Verbs* v = rdma::verbs_load(&why);
+      int ndev = 0;
+      if (v) rdma::device_names(*v, &ndev);
+      if (!v || ndev == 0) {
+        *err = "transport 'rdma': " + (v ? std::string("no RDMA device found") : why);
+        code = kErrTransport;
+        return false;
+      }
+      ho.transport = HostTransport::Rdma;
+      rdma_ = true;
+    }
     unsigned alen = 0;
     if (!resolve_address(o.address, o.port, &ho.addr, &alen, err)) return false;
     ho.addrlen = socklen_t(alen);
@@ -174,10 +195,9 @@ class NvmeClient final : public PerfClient {
 
   int wait(int timeout_ms) override { return loop_.run_once(timeout_ms); }
 
-  void data_fds(std::vector<int>* out) const override {
-    for (HostQueue* q : queues_) {
-      if (q->fd() >= 0) out->push_back(q->fd());
-    }
+  void hold_sends(bool on) override {
+    // (RDMA: nothing to hold, a SEND leaves when posted.)
+    for (HostQueue* q : queues_) q->hold_sends(on);
   }
 
   void close() override {
@@ -259,6 +279,7 @@ class NvmeClient final : public PerfClient {
   std::vector<HostQueue*> queues_;
   uint32_t nsid_ = 1;
   unsigned passes_ = 0;
+  bool rdma_ = false;
 };
 
 }  // namespace
@@ -266,10 +287,7 @@ class NvmeClient final : public PerfClient {
 void PerfClient::cork(bool on) {
   if (on == corked_) return;
   corked_ = on;
-  std::vector<int> fds;
-  data_fds(&fds);
-  int v = on ? 1 : 0;
-  for (int fd : fds) setsockopt(fd, IPPROTO_TCP, TCP_CORK, &v, sizeof v);
+  hold_sends(on);
 }
 
 std::unique_ptr<PerfClient> PerfClient::connect(const PerfTargetOptions& o, PerfDoneFn done,
@@ -281,8 +299,8 @@ std::unique_ptr<PerfClient> PerfClient::connect(const PerfTargetOptions& o, Perf
     *err = "connections and queue depth must be at least 1";
     return nullptr;
   }
-  if (o.transport != "tcp" && o.transport != "echo") {
-    *err = "transport must be tcp or echo (got " + o.transport + ")";
+  if (o.transport != "tcp" && o.transport != "rdma" && o.transport != "echo") {
+    *err = "transport must be tcp, rdma or echo (got " + o.transport + ")";
     return nullptr;
   }
   *code = kErrConnection;

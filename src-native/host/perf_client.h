@@ -39,7 +39,7 @@ struct PerfIo {
 using PerfDoneFn = void (*)(void* owner, PerfIo* io);
 
 struct PerfTargetOptions {
-  std::string transport = "tcp";  // "tcp" (NVMe/TCP) or "echo" (loopback ceiling)
+  std::string transport = "tcp";  // "tcp" (NVMe/TCP), "rdma" (NVMe/RDMA) or "echo" (loopback ceiling)
   std::string address = "127.0.0.1";
   uint16_t port = 4420;
   std::string subnqn;
@@ -79,10 +79,11 @@ class PerfClient {
   // Graceful disconnect; outstanding I/O completes with an error.
   virtual void close() = 0;
   // Batching for callers that submit outside poll() (the fio engine): while
-  // corked, what submit() writes stays in the sockets (TCP_CORK) and leaves
-  // in full segments when uncorked, instead of one loopback round through
-  // the TCP stack per command. Callers that resubmit from completions
-  // already batch: poll() sends everything queued by the callbacks at once.
+  // corked, submit() only queues, as it does inside poll(); uncorking sends
+  // everything queued with one sendmsg() per connection, instead of one
+  // sendmsg() (and one trip through the TCP stack) per command. Callers that
+  // resubmit from completions already batch: poll() sends everything the
+  // callbacks queued at once.
   void cork(bool on);
   bool corked() const { return corked_; }
 
@@ -97,8 +98,8 @@ class PerfClient {
  protected:
   PerfClient(PerfDoneFn done, void* owner) : done_(done), owner_(owner) {}
   void deliver(PerfIo* io) { done_(owner_, io); }
-  // The data connections' sockets (for cork()).
-  virtual void data_fds(std::vector<int>* out) const = 0;
+  // cork(): hold back (true) or send what was held (false).
+  virtual void hold_sends(bool on) = 0;
 
   PerfDoneFn done_;
   void* owner_;

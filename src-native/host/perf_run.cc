@@ -158,11 +158,15 @@ bool run_perf(const PerfConfig& cfg, PerfResult* out, std::string* err,
   const uint64_t t0 = mono_ns();
   l.measure_from = t0 + uint64_t(cfg.ramp_s * 1e9);
   l.measure_to = l.measure_from + uint64_t(cfg.duration_s * 1e9);
+  // The first queue depth's worth leaves as one batch per connection, as
+  // fio (through our engine) sends it: both tools start from the same state.
+  client->cork(true);
   for (size_t i = 0; i < n; i++) {
     ios[i].conn = uint16_t(i % nconn);
     ios[i].buf = base + i * stride;
     l.issue(&ios[i]);
   }
+  client->cork(false);
 
   while (true) {
     uint64_t now = mono_ns();

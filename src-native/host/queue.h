@@ -101,6 +101,10 @@ class HostQueue {
   // -EINVAL (bad length/direction). On 0 the callback runs exactly once,
   // never from inside submit() itself.
   virtual int submit(const HostCmd& c) = 0;
+  // Batching for callers that submit outside poll(): while held, submit()
+  // only queues, as it does inside poll(); releasing sends what was queued
+  // (TCP: one sendmsg() for the lot). Nests. Default: nothing to hold.
+  virtual void hold_sends(bool on) { (void)on; }
   // Fails the queue: closes the connection and completes every outstanding
   // command with -err. Idempotent.
   virtual void fail(int err, std::string why) = 0;

@@ -188,6 +188,14 @@ int TcpQueue::submit(const HostCmd& c) {
   return 0;
 }
 
+void TcpQueue::hold_sends(bool on) {
+  if (on) {
+    guard_++;
+  } else if (guard_ > 0 && --guard_ == 0) {
+    flush(false);  // a send error is reported by the next poll()
+  }
+}
+
 uint64_t TcpQueue::oldest_submit_ns() const {
   uint64_t oldest = 0;
   for (const Slot& s : slots_) {

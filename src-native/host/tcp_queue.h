@@ -58,6 +58,7 @@ class TcpQueue final : public HostQueue {
   // -EINVAL (bad length/direction). On 0 the callback runs exactly once,
   // never from inside submit() itself.
   int submit(const HostCmd& c) override;
+  void hold_sends(bool on) override;
 
   // Fails the queue: closes the socket and completes every outstanding
   // command with -err. Idempotent.
@@ -175,7 +176,7 @@ class TcpQueue final : public HostQueue {
   int fail_err_ = 0;
   std::string fail_reason_;
   bool want_write_ = false;
-  int guard_ = 0;  // >0 while inside poll(): submit() only queues
+  int guard_ = 0;  // >0 while inside poll() or hold_sends(): submit() only queues
   int tx_error_ = 0;  // a send error seen by a submit()-time flush
 
   // Negotiated.

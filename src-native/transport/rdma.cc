@@ -232,6 +232,11 @@ void CmChannelHandler::on_connect_request(rdma_cm_id* child, const rdma_conn_par
   if (req.hsqsize == 0 || uint32_t(req.hsqsize) + 1 > limit) {
     return reject(child, CmRejectStatus::InvalidHsqsize, "send queue size out of range");
   }
+  // Shared receive queue: one queue alone must fit in it (the rest of the
+  // rule, the sum over the group's queues, is checked when adopted).
+  if (o.rdma_srq_depth && uint32_t(req.hsqsize) + 1 > o.rdma_srq_depth) {
+    return reject(child, CmRejectStatus::InvalidHsqsize, "send queue larger than the shared receive queue");
+  }
   // The host must be able to take a response for every command it sends.
   if (uint32_t(req.hrqsize) < uint32_t(req.hsqsize) + 1) {
     return reject(child, CmRejectStatus::InvalidHrqsize, "receive queue smaller than the send queue");
@@ -273,13 +278,16 @@ void AsyncEventHandler::on_fd_event(uint32_t) {
         break;
       }
       case IBV_EVENT_PORT_ERR:
+      case IBV_EVENT_SRQ_ERR:  // rdma.srq: which group's is not ours to know here
       case IBV_EVENT_DEVICE_FATAL: {
         const int port = type == IBV_EVENT_PORT_ERR ? ev.element.port_num : 0;
         v.ack_async_event(&ev);
         fprintf(stderr, "nvmf-target: rdma %s: %s%s; closing its connections\n", ctx_->device->name,
                 v.event_type_str(type), port ? (" on port " + std::to_string(port)).c_str() : "");
         ibv_context* ctx = ctx_;
-        const char* why = type == IBV_EVENT_PORT_ERR ? "RDMA port went down" : "RDMA device failed";
+        const char* why = type == IBV_EVENT_PORT_ERR ? "RDMA port went down"
+                          : type == IBV_EVENT_SRQ_ERR ? "shared receive queue failed"
+                                                      : "RDMA device failed";
         each_group_async(t_.target, [ctx, port, why](RdmaGroup& rg) { rg.device_event(ctx, port, why); });
         break;
       }

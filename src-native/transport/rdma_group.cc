@@ -71,6 +71,8 @@ void ReqList::remove(RdmaRequest* r) {
 
 RdmaDevice::~RdmaDevice() {
   const Verbs& v = verbs();
+  // The group destroyed every QP first; the SRQ goes before the CQ and PD.
+  destroy_srq();
   if (channel_watched_) group_.pg.reactor().del_fd(channel_->fd);
   if (cq_) {
     // Every event taken from the channel must be acknowledged, or
@@ -105,8 +107,133 @@ int RdmaDevice::init(std::string* err) {
   if (int rc = ibv_req_notify_cq(cq_, 0); rc != 0) return fail("ibv_req_notify_cq", rc);
   if (int rc = group_.pg.reactor().add_fd(channel_->fd, EPOLLIN, this); rc < 0) return fail("epoll", -rc);
   channel_watched_ = true;
+  if (group_.t.opts.rdma_srq_depth > 0) {
+    if (int rc = init_srq(err); rc < 0) return rc;
+  }
   grow_pool();  // one chunk up front, so the first commands do not register
   return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Shared receive queue: one per group and device, its buffers (command
+// capsules with in-capsule data, like a qpair's own) in one registered
+// slab, every one posted up front.
+
+int RdmaDevice::init_srq(std::string* err) {
+  const Verbs& v = verbs();
+  const std::string name = ctx->device->name;
+  if (attr.max_srq <= 0 || attr.max_srq_wr <= 0) {
+    if (err) *err = name + ": the device has no shared receive queues (max_srq 0); start the target without rdma.srq";
+    return -EOPNOTSUPP;
+  }
+  const uint32_t want = std::min<uint32_t>(group_.t.opts.rdma_srq_depth, uint32_t(attr.max_srq_wr));
+  if (!reserve_cq(int(want))) {
+    if (err) *err = name + ": completion queue cannot hold the shared receive queue";
+    return -ENOSPC;
+  }
+  srq_cq_reserved_ = int(want);
+  ibv_srq_init_attr a{};
+  a.srq_context = this;
+  a.attr.max_wr = want;
+  a.attr.max_sge = 1;
+  if (!(srq_ = v.create_srq(pd, &a))) {
+    const int e = errno;
+    if (err) *err = name + ": ibv_create_srq: " + errno_str(e);
+    return -(e ? e : EIO);
+  }
+  srq_depth_ = want;  // the device may have rounded max_wr up; we post this many
+  srq_stride_ = (uint32_t(sizeof(SqEntry)) + group_.t.opts.in_capsule_data + 63) / 64 * 64;
+  const size_t bytes = (size_t(srq_depth_) * srq_stride_ + 4095) / 4096 * 4096;
+  srq_mem_ = static_cast<uint8_t*>(std::aligned_alloc(4096, bytes));
+  if (!srq_mem_) {
+    if (err) *err = name + ": out of memory for the shared receive queue";
+    return -ENOMEM;
+  }
+  if (!(srq_mr_ = reg(srq_mem_, bytes))) {
+    const int e = errno;
+    if (err) *err = name + ": cannot register the shared receive queue's buffers: " + errno_str(e);
+    return -(e ? e : ENOMEM);
+  }
+  srq_wrs_.resize(srq_depth_);
+  srq_sges_.resize(srq_depth_);
+  for (uint32_t i = 0; i < srq_depth_; i++) {
+    srq_sges_[i] = ibv_sge{uint64_t(uintptr_t(srq_buf(i))), srq_stride_, srq_mr_->lkey};
+    srq_wrs_[i] = ibv_recv_wr{};
+    srq_wrs_[i].wr_id = make_wr_id(kSrqUid, WrKind::Recv, i);
+    srq_wrs_[i].sg_list = &srq_sges_[i];
+    srq_wrs_[i].num_sge = 1;
+    srq_wrs_[i].next = i + 1 < srq_depth_ ? &srq_wrs_[i + 1] : nullptr;
+  }
+  ibv_recv_wr* bad = nullptr;
+  if (int rc = ibv_post_srq_recv(srq_, &srq_wrs_[0], &bad); rc != 0) {
+    if (err) *err = name + ": ibv_post_srq_recv: " + errno_str(rc);
+    return -rc;
+  }
+  srq_posted_ = srq_depth_;
+  return 0;
+}
+
+// After every QP using it is destroyed. Posted receives go with the SRQ
+// (no completions); nothing else points into its buffers.
+void RdmaDevice::destroy_srq() {
+  const Verbs& v = verbs();
+  if (srq_) {
+    if (!qpn_uid_.empty()) {
+      fprintf(stderr, "nvmf-target: rdma %s: shared receive queue destroyed with %zu QP(s) mapped\n",
+              ctx->device->name, qpn_uid_.size());
+    }
+    v.destroy_srq(srq_);
+    srq_ = nullptr;
+  }
+  if (srq_mr_) {
+    dereg(srq_mr_);
+    srq_mr_ = nullptr;
+  }
+  std::free(srq_mem_);
+  srq_mem_ = nullptr;
+  srq_posted_ = 0;
+  if (srq_cq_reserved_) {
+    release_cq(srq_cq_reserved_);
+    srq_cq_reserved_ = 0;
+  }
+}
+
+void RdmaDevice::srq_repost(uint32_t i) {
+  if (!srq_ || i >= srq_depth_) return;
+  ibv_recv_wr* bad = nullptr;
+  srq_wrs_[i].next = nullptr;
+  if (int rc = ibv_post_srq_recv(srq_, &srq_wrs_[i], &bad); rc != 0) {
+    // Not retried: the buffer is lost to the SRQ (a device in error).
+    if (!srq_post_failed_logged_) {
+      srq_post_failed_logged_ = true;
+      fprintf(stderr, "nvmf-target: rdma %s: ibv_post_srq_recv failed: %s\n", ctx->device->name,
+              errno_str(rc).c_str());
+    }
+    return;
+  }
+  srq_posted_++;
+}
+
+// The queue depth rule: buffers are committed, never oversubscribed, so a
+// host that keeps within its queue depth always finds one posted.
+bool RdmaDevice::srq_commit(uint32_t n) {
+  if (srq_committed_ + n > srq_depth_) return false;
+  srq_committed_ += n;
+  return true;
+}
+
+void RdmaDevice::on_srq_recv(const ibv_wc& wc) {
+  const uint32_t idx = wr_index(wc.wr_id);
+  if (idx >= srq_depth_) return;
+  if (srq_posted_) srq_posted_--;
+  auto it = qpn_uid_.find(wc.qp_num);
+  RdmaQpair* q = it == qpn_uid_.end() ? nullptr : group_.find(it->second);
+  if (!q) {
+    // Its qpair is gone (a capsule or flush that raced the reap).
+    srq_repost(idx);
+    return;
+  }
+  q->on_srq_recv(wc, idx);
 }
 
 void RdmaDevice::on_fd_event(uint32_t) {
@@ -136,7 +263,13 @@ int RdmaDevice::poll(int budget) {
       fprintf(stderr, "nvmf-target: rdma %s: ibv_poll_cq failed (%d)\n", ctx->device->name, n);
       break;
     }
-    for (int i = 0; i < n; i++) group_.on_completion(wc[i]);
+    for (int i = 0; i < n; i++) {
+      if (srq_ && wr_uid(wc[i].wr_id) == kSrqUid) {
+        on_srq_recv(wc[i]);
+      } else {
+        group_.on_completion(wc[i]);
+      }
+    }
     total += n;
     if (n < kPollBatch) break;
   }

@@ -10,6 +10,19 @@
 // RNR timer). Requests outnumber receive buffers for the same reason; a
 // capsule that finds none free waits in its buffer, in order.
 //
+// Shared receive queue (TransportOptions::rdma_srq_depth): the QP is
+// created on its group's SRQ for the device and has no receive buffers of
+// its own; a receive completion finds us by wc.qp_num, and the buffer is
+// ours (srq_held_) until its capsule is taken, then goes back to the SRQ.
+// Queue depth rule: the SRQ is never oversubscribed. Each qpair commits its
+// HSQSIZE + 1 (the CRQSIZE we accept with) against the SRQ's depth while it
+// lives; a connection whose queue would exceed what is left is refused
+// (reject "no resources"; one larger than the whole SRQ: "invalid HSQSIZE").
+// So a host that keeps within its queue depth always finds a posted buffer
+// (no RNR NAK, which costs 655 ms with the CM's RNR timer), and one that
+// holds more than its depth in our buffers is disconnected before it can
+// starve the other queues.
+//
 // Teardown (DESIGN.md lesson 1, Linux nvmet_rdma_free_queue order):
 // 1. disconnect(): no new capsules; requests the NVMe layer never saw are
 //    released; executing ones finish; every queued response is posted and
@@ -91,7 +104,21 @@ int RdmaQpair::setup(std::string* why) {
   const Verbs& v = verbs();
   icd_ = tt_.opts.in_capsule_data;
   recv_stride_ = (uint32_t(sizeof(SqEntry)) + icd_ + 63) / 64 * 64;
-  slab_bytes_ = size_t(nrecv_) * recv_stride_ + size_t(nreqs_) * sizeof(CqEntry);
+  srq_ = dev_.srq();
+  if (srq_) {
+    // The queue depth rule (see RdmaDevice::srq_commit): our HSQSIZE + 1
+    // buffers are committed against the shared queue, or we are refused.
+    if (!dev_.srq_commit(nrecv_)) {
+      *why = "shared receive queue full: " + std::to_string(dev_.srq_committed()) + " of its " +
+             std::to_string(dev_.srq_depth()) + " buffers are committed to other queues, this one needs " +
+             std::to_string(nrecv_);
+      return -ENOSPC;
+    }
+    srq_committed_ = nrecv_;
+  }
+  // Own receive queue: receive buffers, then response capsules. SRQ: only
+  // the response capsules (the receive buffers are the device's).
+  slab_bytes_ = size_t(srq_ ? 0 : nrecv_) * recv_stride_ + size_t(nreqs_) * sizeof(CqEntry);
   slab_bytes_ = (slab_bytes_ + 4095) / 4096 * 4096;
   slab_ = static_cast<uint8_t*>(std::aligned_alloc(4096, slab_bytes_));
   if (!slab_) {
@@ -107,11 +134,11 @@ int RdmaQpair::setup(std::string* why) {
   }
   const uint32_t max_wr = uint32_t(std::max(dev_.attr.max_qp_wr, 1));
   max_send_wr_ = std::min(std::max(2 * nreqs_, uint32_t(kMaxSgl) + 1) + 1, max_wr);
-  if (nrecv_ > max_wr || max_send_wr_ < uint32_t(kMaxSgl) + 2) {
+  if ((!srq_ && nrecv_ > max_wr) || max_send_wr_ < uint32_t(kMaxSgl) + 2) {
     *why = "queue larger than the device supports";
     return -ENOSPC;
   }
-  cq_reserved_ = int(max_send_wr_ + nrecv_);
+  cq_reserved_ = int(max_send_wr_ + (srq_ ? 0 : nrecv_));  // the SRQ reserved its own
   if (!dev_.reserve_cq(cq_reserved_)) {
     cq_reserved_ = 0;
     *why = "completion queue cannot grow";
@@ -123,9 +150,10 @@ int RdmaQpair::setup(std::string* why) {
   a.send_cq = dev_.cq();
   a.recv_cq = dev_.cq();
   a.cap.max_send_wr = max_send_wr_;
-  a.cap.max_recv_wr = nrecv_;
+  a.srq = srq_;
+  a.cap.max_recv_wr = srq_ ? 0 : nrecv_;
   a.cap.max_send_sge = 1;
-  a.cap.max_recv_sge = 1;
+  a.cap.max_recv_sge = srq_ ? 0 : 1;
   a.qp_type = IBV_QPT_RC;
   a.sq_sig_all = 0;
   if (v.create_qp(id_, dev_.pd, &a) != 0) {
@@ -134,6 +162,10 @@ int RdmaQpair::setup(std::string* why) {
     return -(e ? e : EIO);
   }
   qp_ = id_->qp;
+  if (srq_) {
+    qp_num_ = qp_->qp_num;
+    dev_.map_qpn(qp_num_, uid());
+  }
   sq_avail_ = max_send_wr_;
   ord_ = uint8_t(std::max(1, std::min<int>(params_.ird, dev_.attr.max_qp_init_rd_atom)));
 
@@ -146,10 +178,12 @@ int RdmaQpair::setup(std::string* why) {
     r.next_free = free_;
     free_ = &r;
   }
+  // Indexed by receive buffer (the SRQ's, in SRQ mode).
+  recv_len_.assign(srq_ ? dev_.srq_depth() : nrecv_, 0);
+  pending_.assign(nrecv_, 0);
+  if (srq_) return 0;  // the device preposted the SRQ's buffers
   recv_wrs_.resize(nrecv_);
   recv_sges_.resize(nrecv_);
-  recv_len_.assign(nrecv_, 0);
-  pending_.assign(nrecv_, 0);
   for (uint32_t i = 0; i < nrecv_; i++) {
     recv_sges_[i] = ibv_sge{uint64_t(uintptr_t(recv_buf(i))), recv_stride_, slab_mr_->lkey};
     recv_wrs_[i] = ibv_recv_wr{};
@@ -193,8 +227,12 @@ bool RdmaQpair::post_recv(uint32_t i) {
 }
 
 // A receive buffer whose capsule has been taken goes back to the QP
-// (closing: it stays, nothing more is read).
+// (closing: it stays, nothing more is read), or to the SRQ.
 void RdmaQpair::release_recv(uint32_t i) {
+  if (srq_) {
+    drop_recv(i);
+    return;
+  }
   if (closing_ || qp_error_) return;
   if (!post_recv(i)) connection_error("ibv_post_recv failed");
 }
@@ -217,21 +255,55 @@ void RdmaQpair::log_once(const char* why) {
 // ---------------------------------------------------------------------------
 // Receive: a capsule arrived in receive buffer `idx`.
 
+// A buffer we will not read from: an SRQ buffer goes straight back to the
+// SRQ whatever our state (it serves every qpair of the device); one of our
+// own receive queue stays unposted (the QP is closing or in error).
+void RdmaQpair::drop_recv(uint32_t i) {
+  if (!srq_) return;
+  if (srq_held_) srq_held_--;
+  dev_.srq_repost(i);
+}
+
 void RdmaQpair::on_recv(const ibv_wc& wc) {
   Busy busy(this);
   if (rq_posted_) rq_posted_--;
   const uint32_t idx = wr_index(wc.wr_id);
   if (idx >= nrecv_) return;
+  got_capsule(wc, idx);
+}
+
+// Flush errors of SRQ receives (a WQE the QP had started consuming when it
+// went to the error state) come here too and just return the buffer.
+void RdmaQpair::on_srq_recv(const ibv_wc& wc, uint32_t idx) {
+  Busy busy(this);
+  srq_held_++;
+  if (srq_held_ > nrecv_ && wc.status == IBV_WC_SUCCESS && !closing_ && !qp_error_) {
+    // The host sent more commands than its queue depth: it would take
+    // buffers committed to other queues.
+    drop_recv(idx);
+    connection_error("host exceeded its queue depth (shared receive queue)");
+    return;
+  }
+  got_capsule(wc, idx);
+}
+
+void RdmaQpair::got_capsule(const ibv_wc& wc, uint32_t idx) {
   if (wc.status != IBV_WC_SUCCESS) {
+    drop_recv(idx);
     if (wc.status != IBV_WC_WR_FLUSH_ERR) {
       std::string why = std::string("receive failed: ") + verbs().wc_status_str(wc.status);
       connection_error(why.c_str());
     }
     return;
   }
-  // Closing: the capsule is dropped and its buffer stays unposted.
-  if (closing_ || qp_error_) return;
+  // Closing: the capsule is dropped (own receive queue: the buffer stays
+  // unposted).
+  if (closing_ || qp_error_) {
+    drop_recv(idx);
+    return;
+  }
   if (wc.byte_len < sizeof(SqEntry)) {
+    drop_recv(idx);
     connection_error("capsule shorter than a command");
     return;
   }
@@ -273,8 +345,12 @@ void RdmaQpair::take_capsules() {
 
 // Disconnect: capsules still waiting for a request are dropped.
 void RdmaQpair::drop_pending() {
+  while (pend_count_) {
+    drop_recv(pending_[pend_head_]);
+    pend_head_ = (pend_head_ + 1) % nrecv_;
+    pend_count_--;
+  }
   pend_head_ = 0;
-  pend_count_ = 0;
 }
 
 void RdmaQpair::claim_cid(RdmaRequest* r) {
@@ -865,6 +941,12 @@ void RdmaQpair::destroy_qp() {
     v.destroy_id(id_);
     id_ = nullptr;
   }
+  if (qp_num_) {
+    // Capsules of ours still in the CQ find no qpair: their buffers go back.
+    dev_.unmap_qpn(qp_num_);
+    qp_num_ = 0;
+  }
+  drop_pending();  // SRQ buffers held by capsules that never got a request
   if (reqs_) {
     // Off every wait list before any buffer goes back: a returned buffer
     // goes to the oldest waiter, which must not be one of ours.
@@ -873,6 +955,10 @@ void RdmaQpair::destroy_qp() {
     }
     for (uint32_t i = 0; i < nreqs_; i++) {
       RdmaRequest& r = reqs_[i];
+      if (r.recv_idx >= 0) {
+        drop_recv(uint32_t(r.recv_idx));  // SRQ: back to the shared queue
+        r.recv_idx = -1;
+      }
       if (r.pbuf.p) {
         if (r.buf == r.pbuf.p) {
           r.buf = nullptr;
@@ -887,6 +973,10 @@ void RdmaQpair::destroy_qp() {
   if (cq_reserved_) {
     dev_.release_cq(cq_reserved_);
     cq_reserved_ = 0;
+  }
+  if (srq_committed_) {
+    dev_.srq_uncommit(srq_committed_);
+    srq_committed_ = 0;
   }
   if (slab_mr_) {
     dev_.dereg(slab_mr_);

@@ -12,7 +12,8 @@
 // that connection arrives where the qpair lives.
 //
 // Memory registration happens once, never per I/O: per qpair one MR covers
-// its receive buffers (capsules) and response capsules; per group and device
+// its receive buffers (capsules) and response capsules (with a shared
+// receive queue, per group and device one MR covers the SRQ's buffers); per group and device
 // a pool of data buffers is registered in chunks as it grows. Reads from a
 // RAM bdev are copied into the request's registered buffer rather than
 // registering bdev memory: an MR cache keyed by address would outlive a
@@ -25,6 +26,7 @@
 
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -62,7 +64,10 @@ inline constexpr size_t kPoolMaxBytes = 256u << 20;
 // once; a device that stops producing them is given up on after this.
 inline constexpr uint64_t kDrainTimeoutNs = 2000ull * 1000 * 1000;
 
-// wr_id: [63:20] qpair uid, [19:17] kind, [16:0] request index.
+// wr_id: [63:20] qpair uid, [19:17] kind, [16:0] request index. Receives
+// posted to a shared receive queue carry kSrqUid and the buffer index: their
+// completions find the qpair by wc.qp_num.
+inline constexpr uint64_t kSrqUid = 0;  // qpair uids start at 1
 enum class WrKind : uint8_t { Recv = 0, Send = 1, Read = 2, Write = 3 };
 inline uint64_t make_wr_id(uint64_t uid, WrKind k, uint32_t idx) {
   return (uid << 20) | (uint64_t(k) << 17) | (idx & 0x1ffff);
@@ -204,6 +209,21 @@ class RdmaDevice final : public FdHandler {
 
   ibv_cq* cq() const { return cq_; }
 
+  // Shared receive queue (TransportOptions::rdma_srq_depth > 0), else null.
+  // Its buffers are preposted once and reposted as soon as the qpair that
+  // received into one has taken the capsule out; a qpair commits its queue
+  // depth (HSQSIZE + 1) against the SRQ's size while it lives.
+  ibv_srq* srq() const { return srq_; }
+  uint32_t srq_depth() const { return srq_depth_; }
+  uint8_t* srq_buf(uint32_t i) const { return srq_mem_ + size_t(i) * srq_stride_; }
+  void srq_repost(uint32_t i);
+  bool srq_commit(uint32_t n);
+  void srq_uncommit(uint32_t n) { srq_committed_ -= std::min(srq_committed_, n); }
+  uint32_t srq_committed() const { return srq_committed_; }
+  // Receive completions of the SRQ name their QP by number.
+  void map_qpn(uint32_t qpn, uint64_t uid) { qpn_uid_[qpn] = uid; }
+  void unmap_qpn(uint32_t qpn) { qpn_uid_.erase(qpn); }
+
   // Data buffers (registered, buffer_cap bytes each).
   bool get_buffer(PoolBuf* out);
   void put_buffer(const PoolBuf& b);
@@ -219,6 +239,9 @@ class RdmaDevice final : public FdHandler {
 
  private:
   bool grow_pool();
+  int init_srq(std::string* err);
+  void destroy_srq();
+  void on_srq_recv(const ibv_wc& wc);
 
   RdmaGroup& group_;
   ibv_comp_channel* channel_ = nullptr;
@@ -238,6 +261,19 @@ class RdmaDevice final : public FdHandler {
   size_t pool_bytes_ = 0;
   uint32_t pool_bufs_ = 0;
   bool pool_full_logged_ = false;
+
+  ibv_srq* srq_ = nullptr;
+  uint8_t* srq_mem_ = nullptr;
+  ibv_mr* srq_mr_ = nullptr;
+  uint32_t srq_depth_ = 0;
+  uint32_t srq_stride_ = 0;
+  uint32_t srq_posted_ = 0;
+  uint32_t srq_committed_ = 0;
+  int srq_cq_reserved_ = 0;
+  bool srq_post_failed_logged_ = false;
+  std::vector<ibv_recv_wr> srq_wrs_;
+  std::vector<ibv_sge> srq_sges_;
+  std::unordered_map<uint32_t, uint64_t> qpn_uid_;
 };
 
 // ---------------------------------------------------------------------------
@@ -318,6 +354,8 @@ class RdmaQpair final : public Qpair {
   int accept();
 
   void on_recv(const ibv_wc& wc);
+  // A capsule in the device's SRQ buffer `idx` (ours until released).
+  void on_srq_recv(const ibv_wc& wc, uint32_t idx);
   void on_send_side(const ibv_wc& wc);
   void on_cm_event(rdma_cm_event_type ev, int status);
   void complete(RdmaRequest* r);        // ops->req_complete
@@ -357,6 +395,8 @@ class RdmaQpair final : public Qpair {
 
   bool post_recv(uint32_t i);
   void release_recv(uint32_t i);
+  void drop_recv(uint32_t i);
+  void got_capsule(const ibv_wc& wc, uint32_t idx);
   void take_capsules();
   void drop_pending();
   Status parse_sgl(RdmaRequest* r, const uint8_t* capsule, uint32_t len);
@@ -368,9 +408,11 @@ class RdmaQpair final : public Qpair {
   void recycle(RdmaRequest* r);
   void release_unstarted();
   void claim_cid(RdmaRequest* r);
-  uint8_t* recv_buf(uint32_t i) const { return slab_ + size_t(i) * recv_stride_; }
+  uint8_t* recv_buf(uint32_t i) const {
+    return srq_ ? dev_.srq_buf(i) : slab_ + size_t(i) * recv_stride_;
+  }
   CqEntry* resp_slot(uint32_t i) const {
-    return reinterpret_cast<CqEntry*>(slab_ + size_t(nrecv_) * recv_stride_) + i;
+    return reinterpret_cast<CqEntry*>(slab_ + size_t(srq_ ? 0 : nrecv_) * recv_stride_) + i;
   }
 
   RdmaTransport& tt_;
@@ -380,6 +422,12 @@ class RdmaQpair final : public Qpair {
   ibv_qp* qp_ = nullptr;
   const ConnectParams params_;
   uint32_t nrecv_ = 0;        // receive buffers: HSQSIZE + 1 (our CRQSIZE)
+  // Shared receive queue mode: the device's SRQ (receive buffers are its);
+  // srq_held_ counts those holding a capsule of ours, at most nrecv_.
+  ibv_srq* srq_ = nullptr;
+  uint32_t srq_held_ = 0;
+  uint32_t srq_committed_ = 0;
+  uint32_t qp_num_ = 0;
   uint32_t nreqs_ = 0;        // requests: more, as one lives until its SEND completes
   uint32_t icd_ = 0;          // in-capsule data bytes a receive buffer holds
   uint32_t recv_stride_ = 0;

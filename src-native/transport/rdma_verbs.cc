@@ -67,6 +67,8 @@ void load() {
   bind(v.create_cq, ibv, "ibv_create_cq", V11, &missing);
   bind(v.resize_cq, ibv, "ibv_resize_cq", V11, &missing);
   bind(v.destroy_cq, ibv, "ibv_destroy_cq", V11, &missing);
+  bind(v.create_srq, ibv, "ibv_create_srq", V11, &missing);
+  bind(v.destroy_srq, ibv, "ibv_destroy_srq", V11, &missing);
   bind(v.get_cq_event, ibv, "ibv_get_cq_event", V11, &missing);
   bind(v.ack_cq_events, ibv, "ibv_ack_cq_events", V11, &missing);
   bind(v.get_async_event, ibv, "ibv_get_async_event", V11, &missing);

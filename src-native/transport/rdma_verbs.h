@@ -6,7 +6,7 @@
 // function we call goes through this table, filled once per process by
 // dlopen("libibverbs.so.1") / dlopen("librdmacm.so.1"). The data-path verbs
 // that verbs.h defines inline (ibv_post_send, ibv_post_recv, ibv_poll_cq,
-// ibv_req_notify_cq) call through the device context's ops and need no
+// ibv_req_notify_cq, ibv_post_srq_recv) call through the device context's ops and need no
 // symbol, so they are used directly.
 //
 // Several verbs.h names are macros (ibv_reg_mr, ibv_query_port,
@@ -40,6 +40,8 @@ struct Verbs {
   ibv_cq* (*create_cq)(ibv_context* ctx, int cqe, void* cq_context, ibv_comp_channel* ch, int vector);
   int (*resize_cq)(ibv_cq* cq, int cqe);
   int (*destroy_cq)(ibv_cq* cq);
+  ibv_srq* (*create_srq)(ibv_pd* pd, ibv_srq_init_attr* attr);
+  int (*destroy_srq)(ibv_srq* srq);
   int (*get_cq_event)(ibv_comp_channel* ch, ibv_cq** cq, void** cq_context);
   void (*ack_cq_events)(ibv_cq* cq, unsigned int n);
   int (*get_async_event)(ibv_context* ctx, ibv_async_event* ev);

@@ -30,6 +30,11 @@ struct TransportOptions {
   // within this time, or it is closed: a client that connects and says
   // nothing, or stops mid-PDU, must not hold resources forever. 0 = no limit.
   uint32_t handshake_timeout_ms = 10000;
+  // RDMA: 0 = every queue pair has its own receive queue (HSQSIZE + 1
+  // buffers); N = each poll group shares one receive queue of N buffers
+  // (bounded by the device's max_srq_wr) per RDMA device among its queue
+  // pairs. See rdma_qpair.cc for the queue depth rule.
+  uint32_t rdma_srq_depth = 0;
 };
 
 struct ListenAddress {
