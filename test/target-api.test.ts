@@ -141,14 +141,19 @@ t.test('options.rdma (shared receive queue): validated, off by default, no effec
     [{ srq: 'yes' }, /options\.rdma\.srq must be a boolean/],
     [{ srq: true, srqDepth: 63 }, /options\.rdma\.srqDepth must be an integer from 64 to 65536/],
     [{ srq: true, srqDepth: 65537 }, /options\.rdma\.srqDepth/],
+    [{ srq: true, srqDepth: 1.5 }, /options\.rdma\.srqDepth/],
     [{ srqSize: 1 }, /options\.rdma\.srqSize is not a known option/],
     [[], /options\.rdma must be an object/],
+    [1, /options\.rdma must be an object/],
   ] as const) {
     await t.rejects(Target.create({ rdma } as never), { code: 'ERR_INVALID_ARGUMENT', message: msg });
   }
   const d = await Target.create();
   t.same(d.options.rdma, { srq: false, srqDepth: 4096 }, 'default: a receive queue per queue pair');
   await d.destroy();
+  const dd = await Target.create({ rdma: { srq: true } });
+  t.same(dd.options.rdma, { srq: true, srqDepth: 4096 }, 'rdma.srq alone: srqDepth 4096');
+  await dd.destroy();
   const target = await Target.create({ rdma: { srq: true, srqDepth: 256 } });
   t.teardown(() => target.destroy());
   t.same(target.options.rdma, { srq: true, srqDepth: 256 });

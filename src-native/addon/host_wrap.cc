@@ -393,13 +393,8 @@ Napi::Value HostWrap::Connect(const Napi::CallbackInfo& info) {
     if (t == "rdma") {
       // rdma-core is loaded on first use; say what is missing up front.
       std::string why;
-      const rdma::Verbs* v = rdma::verbs_load(&why);
-      int ndev = 0;
-      if (v) rdma::device_names(*v, &ndev);
-      if (!v || ndev == 0) {
-        make_error(env, "ERR_TRANSPORT_UNAVAILABLE",
-                   "transport 'rdma': " + (v ? std::string("no RDMA device found") : why))
-            .ThrowAsJavaScriptException();
+      if (!rdma::verbs_usable(&why)) {
+        make_error(env, "ERR_TRANSPORT_UNAVAILABLE", "transport 'rdma': " + why).ThrowAsJavaScriptException();
         return env.Undefined();
       }
       opts.transport = host::HostTransport::Rdma;

@@ -17,19 +17,20 @@ bool parse_poll_mode(const std::string& s, PollMode* out) {
 }
 
 // Reads an optional integer option; throws ERR_INVALID_ARGUMENT naming it.
-bool opt_int(Napi::Object o, const char* key, int64_t lo, int64_t hi, int64_t* out) {
+bool opt_int(Napi::Object o, const char* key, int64_t lo, int64_t hi, int64_t* out,
+             const char* path = "options.") {
   Napi::Env env = o.Env();
   Napi::Value v = o.Get(key);
   if (v.IsUndefined()) return true;
   if (!v.IsNumber()) {
-    make_error(env, "ERR_INVALID_ARGUMENT", std::string("options.") + key + " must be a number")
+    make_error(env, "ERR_INVALID_ARGUMENT", std::string(path) + key + " must be a number")
         .ThrowAsJavaScriptException();
     return false;
   }
   double d = v.As<Napi::Number>().DoubleValue();
   if (d != double(int64_t(d)) || d < double(lo) || d > double(hi)) {
     make_error(env, "ERR_INVALID_ARGUMENT",
-               std::string("options.") + key + " must be an integer from " + std::to_string(lo) +
+               std::string(path) + key + " must be an integer from " + std::to_string(lo) +
                    " to " + std::to_string(hi))
         .ThrowAsJavaScriptException();
     return false;
@@ -103,17 +104,8 @@ TargetWrap::TargetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Target
       make_error(env, "ERR_INVALID_ARGUMENT", "options.rdma.srq must be a boolean").ThrowAsJavaScriptException();
       return;
     }
-    Napi::Value depth = r.Get("srqDepth");
     int64_t d = 4096;
-    if (!depth.IsUndefined()) {
-      const double x = depth.IsNumber() ? depth.As<Napi::Number>().DoubleValue() : -1;
-      if (x != double(int64_t(x)) || x < 64 || x > 65536) {
-        make_error(env, "ERR_INVALID_ARGUMENT", "options.rdma.srqDepth must be an integer from 64 to 65536")
-            .ThrowAsJavaScriptException();
-        return;
-      }
-      d = int64_t(x);
-    }
+    if (!opt_int(r, "srqDepth", 64, 65536, &d, "options.rdma.")) return;
     if (srq.IsBoolean() && srq.As<Napi::Boolean>().Value()) opts.transport.rdma_srq_depth = uint32_t(d);
   }
   Napi::Value pm = o.Get("pollMode");

@@ -6,7 +6,6 @@
 
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -81,16 +80,12 @@ class NvmeClient final : public PerfClient {
       }
       // rdma-core is loaded on first use; say what is missing up front.
       std::string why;
-      const rdma::Verbs* v = rdma::verbs_load(&why);
-      int ndev = 0;
-      if (v) rdma::device_names(*v, &ndev);
-      if (!v || ndev == 0) {
-        *err = "transport 'rdma': " + (v ? std::string("no RDMA device found") : why);
+      if (!rdma::verbs_usable(&why)) {
+        *err = "transport 'rdma': " + why;
         code = kErrTransport;
         return false;
       }
       ho.transport = HostTransport::Rdma;
-      rdma_ = true;
     }
     unsigned alen = 0;
     if (!resolve_address(o.address, o.port, &ho.addr, &alen, err)) return false;
@@ -279,7 +274,6 @@ class NvmeClient final : public PerfClient {
   std::vector<HostQueue*> queues_;
   uint32_t nsid_ = 1;
   unsigned passes_ = 0;
-  bool rdma_ = false;
 };
 
 }  // namespace

@@ -431,18 +431,10 @@ int open_listener(RdmaTransport& t, Reactor& r, const ListenAddress& a, std::str
 int rdma_create(Target& target, const TransportOptions& opts, std::unique_ptr<Transport>* out,
                 std::string* err) {
   std::string why;
-  const Verbs* v = verbs_load(&why);
+  const Verbs* v = verbs_usable(&why);
   if (!v) {
     set_err(err, why);
-    return -ENOENT;
-  }
-  int n = 0;
-  device_names(*v, &n);
-  if (n == 0) {
-    set_err(err,
-            "no RDMA device found (ibv_get_device_list lists none); load a driver, e.g. soft-RoCE: "
-            "`rdma link add rxe0 type rxe netdev <interface>`");
-    return -ENODEV;
+    return verbs_load(nullptr) ? -ENODEV : -ENOENT;
   }
   if (opts.max_queue_depth < 2 || opts.max_admin_queue_depth < 2) {
     set_err(err, "rdma transport: queue depths must be at least 2");

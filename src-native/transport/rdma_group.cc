@@ -169,7 +169,6 @@ int RdmaDevice::init_srq(std::string* err) {
     if (err) *err = name + ": ibv_post_srq_recv: " + errno_str(rc);
     return -rc;
   }
-  srq_posted_ = srq_depth_;
   return 0;
 }
 
@@ -191,7 +190,6 @@ void RdmaDevice::destroy_srq() {
   }
   std::free(srq_mem_);
   srq_mem_ = nullptr;
-  srq_posted_ = 0;
   if (srq_cq_reserved_) {
     release_cq(srq_cq_reserved_);
     srq_cq_reserved_ = 0;
@@ -211,7 +209,6 @@ void RdmaDevice::srq_repost(uint32_t i) {
     }
     return;
   }
-  srq_posted_++;
 }
 
 // The queue depth rule: buffers are committed, never oversubscribed, so a
@@ -225,7 +222,6 @@ bool RdmaDevice::srq_commit(uint32_t n) {
 void RdmaDevice::on_srq_recv(const ibv_wc& wc) {
   const uint32_t idx = wr_index(wc.wr_id);
   if (idx >= srq_depth_) return;
-  if (srq_posted_) srq_posted_--;
   auto it = qpn_uid_.find(wc.qp_num);
   RdmaQpair* q = it == qpn_uid_.end() ? nullptr : group_.find(it->second);
   if (!q) {

@@ -178,9 +178,7 @@ int RdmaQpair::setup(std::string* why) {
     r.next_free = free_;
     free_ = &r;
   }
-  // Indexed by receive buffer (the SRQ's, in SRQ mode).
-  recv_len_.assign(srq_ ? dev_.srq_depth() : nrecv_, 0);
-  pending_.assign(nrecv_, 0);
+  pending_.assign(nrecv_, PendingCapsule{});
   if (srq_) return 0;  // the device preposted the SRQ's buffers
   recv_wrs_.resize(nrecv_);
   recv_sges_.resize(nrecv_);
@@ -307,8 +305,7 @@ void RdmaQpair::got_capsule(const ibv_wc& wc, uint32_t idx) {
     connection_error("capsule shorter than a command");
     return;
   }
-  recv_len_[idx] = wc.byte_len;
-  pending_[(pend_head_ + pend_count_) % nrecv_] = idx;
+  pending_[(pend_head_ + pend_count_) % nrecv_] = PendingCapsule{idx, wc.byte_len};
   pend_count_++;
   take_capsules();
 }
@@ -317,7 +314,8 @@ void RdmaQpair::got_capsule(const ibv_wc& wc, uint32_t idx) {
 // requests are free.
 void RdmaQpair::take_capsules() {
   while (pend_count_ && free_ && !closing_ && !qp_error_) {
-    const uint32_t i = pending_[pend_head_];
+    const uint32_t i = pending_[pend_head_].idx;
+    const uint32_t len = pending_[pend_head_].len;
     pend_head_ = (pend_head_ + 1) % nrecv_;
     pend_count_--;
     RdmaRequest* r = free_;
@@ -329,7 +327,7 @@ void RdmaQpair::take_capsules() {
     r->qpair = this;
     r->xfer = cmd_xfer_dir(r->cmd);
     claim_cid(r);
-    const Status st = parse_sgl(r, cap, recv_len_[i]);
+    const Status st = parse_sgl(r, cap, len);
     if (!st.ok()) r->fail(st, true);
     if (!r->failed && r->in_capsule && r->length > 0) {
       // The data stays in the receive buffer until the request has a
@@ -346,7 +344,7 @@ void RdmaQpair::take_capsules() {
 // Disconnect: capsules still waiting for a request are dropped.
 void RdmaQpair::drop_pending() {
   while (pend_count_) {
-    drop_recv(pending_[pend_head_]);
+    drop_recv(pending_[pend_head_].idx);
     pend_head_ = (pend_head_ + 1) % nrecv_;
     pend_count_--;
   }

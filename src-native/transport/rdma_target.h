@@ -267,7 +267,6 @@ class RdmaDevice final : public FdHandler {
   ibv_mr* srq_mr_ = nullptr;
   uint32_t srq_depth_ = 0;
   uint32_t srq_stride_ = 0;
-  uint32_t srq_posted_ = 0;
   uint32_t srq_committed_ = 0;
   int srq_cq_reserved_ = 0;
   bool srq_post_failed_logged_ = false;
@@ -444,8 +443,11 @@ class RdmaQpair final : public Qpair {
   // request (FIFO ring), or holding in-capsule data a request waits to copy.
   std::vector<ibv_recv_wr> recv_wrs_;
   std::vector<ibv_sge> recv_sges_;
-  std::vector<uint32_t> recv_len_;
-  std::vector<uint32_t> pending_;
+  struct PendingCapsule {
+    uint32_t idx;  // receive buffer (the SRQ's, in SRQ mode)
+    uint32_t len;  // bytes received
+  };
+  std::vector<PendingCapsule> pending_;
   uint32_t pend_head_ = 0;
   uint32_t pend_count_ = 0;
 

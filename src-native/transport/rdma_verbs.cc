@@ -137,4 +137,19 @@ std::string device_names(const Verbs& v, int* count) {
   return names;
 }
 
+const Verbs* verbs_usable(std::string* why) {
+  const Verbs* v = verbs_load(why);
+  if (!v) return nullptr;
+  int n = 0;
+  device_names(*v, &n);
+  if (n == 0) {
+    if (why) {
+      *why = "no RDMA device found (ibv_get_device_list lists none); load a driver, e.g. soft-RoCE: "
+             "`rdma link add rxe0 type rxe netdev <interface>`";
+    }
+    return nullptr;
+  }
+  return v;
+}
+
 }  // namespace nvmf::rdma

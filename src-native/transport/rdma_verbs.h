@@ -91,4 +91,8 @@ const Verbs& verbs();
 // are missing). For error messages.
 std::string device_names(const Verbs& v, int* count);
 
+// The loaded table when rdma-core is there and lists at least one device;
+// otherwise null, *why says what is missing (for ERR_TRANSPORT_UNAVAILABLE).
+const Verbs* verbs_usable(std::string* why);
+
 }  // namespace nvmf::rdma

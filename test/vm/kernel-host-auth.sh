@@ -15,10 +15,7 @@ ADDR=${VM_TCP_ADDR:-10.99.0.1}
 NQN=nqn.2024-01.io.nvmf-target:vm-auth
 HOSTID=$(cat /proc/sys/kernel/random/uuid)
 HOSTNQN=nqn.2014-08.org.nvmexpress:uuid:$HOSTID
-pass=0 fail=0
-ok() { echo "ok   - $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL - $*"; fail=$((fail + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+source test/vm/lib.sh
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 CTL=/tmp/nvmf-auth-ctl
@@ -30,27 +27,8 @@ FIX=$!
 exec 9>"$CTL"
 for i in $(seq 1 150); do grep -q READY "$OUT" 2>/dev/null && break; sleep 0.2; done
 check "auth fixture is ready" grep -q READY "$OUT"
-ctl() {
-  local n; n=$(grep -c '' "$OUT"); echo "$*" >&9
-  for i in $(seq 1 300); do (( $(grep -c '' "$OUT") > n )) && break; sleep 0.1; done
-  tail -1 "$OUT"
-}
 events() { grep -c "fixture: $1 " "$ERR"; }
 
-dev_of() {
-  local c; for c in /sys/class/nvme/nvme*; do
-    [[ -f $c/subsysnqn && $(cat "$c/subsysnqn") == "$NQN" ]] && { basename "$c"; return 0; }
-  done; return 1
-}
-ns_dev() {
-  local d b; for i in $(seq 1 100); do
-    for d in /sys/class/nvme/$1/nvme*n*; do
-      [[ -f $d/nsid ]] || continue
-      b=$(basename "$d" | sed -E 's/c[0-9]+n/n/')
-      [[ -b /dev/$b ]] && { echo "$b"; return 0; }
-    done; sleep 0.1
-  done; return 1
-}
 gone() { for i in $(seq 1 50); do [[ -e /sys/class/nvme/$1 ]] || return 0; sleep 0.1; done; return 1; }
 io_check() {  # write 1 MiB at offset $2 MiB and read it back
   dd if=/dev/urandom of=/tmp/io.in bs=1M count=1 status=none &&
@@ -95,7 +73,7 @@ for i in 0 1 2 3 4 5; do
       dmesg | tail -5 | sed 's/^/     dmesg: /'; grep -v "auth-success\|host-connect" "$ERR" | tail -3 | sed 's/^/     target: /'
       continue
     fi
-    c=$(dev_of) && n=$(ns_dev "$c") || { bad "$name: controller and namespace appear"; nvme disconnect -n "$NQN" >/dev/null; continue; }
+    c=$(dev_of "$NQN") && n=$(ns_dev "$c") || { bad "$name: controller and namespace appear"; nvme disconnect -n "$NQN" >/dev/null; continue; }
     ok "$name: nvme connect in $((t1 - t0)) ms ($c, $n)"
     want="\"digest\":\"$d\",\"dhgroup\":\"$g\",\"bidirectional\":$([[ $mode == bi ]] && echo true || echo false)"
     got=$(tail -n +1 "$ERR" | grep "fixture: auth-success " | tail -n +$((before + 1)) | grep -c "$want")
@@ -130,7 +108,7 @@ nvme disconnect -n "$NQN" >/dev/null 2>&1
 
 # --- re-authentication through sysfs, and key rotation under fio
 out=$(connect "${K[0]}" "${C[0]}") || bad "connect for the rotation test ($out)"
-c=$(dev_of) && n=$(ns_dev "$c")
+c=$(dev_of "$NQN") && n=$(ns_dev "$c")
 ok "connected for re-authentication ($c, $n)"
 before=$(events auth-success)
 echo -n "${K[0]}" >"/sys/class/nvme/$c/dhchap_secret"

@@ -11,10 +11,7 @@ SCR=${VM_SCRATCH:-/tmp}
 MALLOC_NQN=nqn.2024-01.io.nvmf-target:vm-malloc
 FILE_NQN=nqn.2024-01.io.nvmf-target:vm-file
 FIO_SIZE=${FIO_SIZE:-24M}
-pass=0 fail=0
-ok() { echo "ok   - $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL - $*"; fail=$((fail + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+source test/vm/lib.sh
 
 CTL=/tmp/nvmf-ctl
 OUT=/tmp/nvmf-fixture.out
@@ -24,45 +21,14 @@ FIX=$!
 exec 9>"$CTL"   # keep the FIFO open for writing
 for i in $(seq 1 100); do grep -q READY "$OUT" 2>/dev/null && break; sleep 0.2; done
 check "target fixture is ready" grep -q READY "$OUT"
-ctl() {  # send a command, wait for its reply line
-  local n; n=$(grep -c '' "$OUT"); echo "$*" >&9
-  for i in $(seq 1 300); do (( $(grep -c '' "$OUT") > n )) && break; sleep 0.1; done
-  tail -1 "$OUT"
-}
 
-dev_of() {  # the nvme controller name for a subsystem NQN
-  local c; for c in /sys/class/nvme/nvme*; do
-    [[ -f $c/subsysnqn && $(cat "$c/subsysnqn") == "$1" ]] && { basename "$c"; return 0; }
-  done; return 1
-}
 wait_dev() { for i in $(seq 1 100); do [[ -b /dev/$1 ]] && return 0; sleep 0.1; done; return 1; }
-# The block device of namespace $2 on controller $1 (the kernel numbers
-# block devices in scan order, not by NSID).
-ns_dev() {
-  # With native multipath the controller lists path devices (nvme0c0n1);
-  # the block device is the same name without the "cN" part.
-  local d b; for i in $(seq 1 100); do
-    for d in /sys/class/nvme/$1/nvme*n*; do
-      [[ -f $d/nsid && $(cat "$d/nsid") == "$2" ]] || continue
-      b=$(basename "$d" | sed -E 's/c[0-9]+n/n/')
-      [[ -b /dev/$b ]] && { echo "$b"; return 0; }
-    done; sleep 0.1
-  done; return 1
-}
 
 # --- discovery
 disc=$(nvme discover -t tcp -a "$ADDR" -s 4420 2>&1)
 check "nvme discover lists the malloc subsystem" grep -q "$MALLOC_NQN" <<<"$disc"
 check "nvme discover lists the file subsystem" grep -q "$FILE_NQN" <<<"$disc"
 
-run_fio() {  # device, label
-  fio --name=verify --filename="/dev/$1" --ioengine=libaio --direct=1 --rw=randwrite \
-    --bsrange=4k-128k --iodepth=32 --numjobs=2 --size="$FIO_SIZE" --offset_increment="$FIO_SIZE" \
-    --verify=crc32c --verify_fatal=1 --group_reporting --output=/tmp/fio-"$2".txt >/dev/null 2>&1
-  local rc=$?
-  grep -E "err=|IOPS" /tmp/fio-"$2".txt | head -3 | sed 's/^/     /'
-  return $rc
-}
 
 for variant in plain digests; do
   flags=(); [[ $variant == digests ]] && flags=(-g -G)

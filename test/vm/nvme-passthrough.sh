@@ -28,10 +28,7 @@ fi
 ADDR=${VM_TCP_ADDR:-10.99.0.1}
 NQN=nqn.2024-01.io.nvmf-target:vm-nvme
 FIO_SIZE=${FIO_SIZE:-24M}
-pass=0 fail=0
-ok() { echo "ok   - $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL - $*"; fail=$((fail + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+source test/vm/lib.sh
 
 # ---- sanitizer build (optional)
 ASAN_LOGS=/tmp/nvme-asan
@@ -79,46 +76,15 @@ start_fixture() {  # extra env for the fixture
   for _ in $(seq 1 300); do grep -qE '^(READY|FAILED)' "$OUT" && break; sleep 0.2; done
   grep -q '^READY' "$OUT"
 }
-ctl() {  # a command; prints its OK/ERR reply (EVENT lines are skipped)
-  local n r; n=$(grep -c '' "$OUT"); echo "$*" >&9
-  for _ in $(seq 1 600); do
-    r=$(tail -n +$((n + 1)) "$OUT" | grep -m1 -E '^(OK|ERR)')
-    [[ -n $r ]] && { echo "$r"; return 0; }
-    sleep 0.1
-  done
-  echo "TIMEOUT"; return 1
-}
 stop_fixture() {
   local r; r=$(ctl destroy)
   check "target destroy: $r" grep -q '^OK' <<<"$r"
   wait "$FIX"; check "fixture exits 0" [ $? = 0 ]
   exec 9>&-
 }
-dev_of() {  # the nvme controller name for a subsystem NQN
-  local c; for c in /sys/class/nvme/nvme*; do
-    [[ -f $c/subsysnqn && $(cat "$c/subsysnqn") == "$1" ]] && { basename "$c"; return 0; }
-  done; return 1
-}
-ns_dev() {  # the block device of namespace $2 on controller $1 (see kernel-host-tcp.sh)
-  local d b; for _ in $(seq 1 100); do
-    for d in /sys/class/nvme/$1/nvme*n*; do
-      [[ -f $d/nsid && $(cat "$d/nsid") == "$2" ]] || continue
-      b=$(basename "$d" | sed -E 's/c[0-9]+n/n/')
-      [[ -b /dev/$b ]] && { echo "$b"; return 0; }
-    done; sleep 0.1
-  done; return 1
-}
 connect_host() {
   nvme connect -t tcp -a "$ADDR" -s 4420 -n "$NQN" --ctrl-loss-tmo=2 --reconnect-delay=1 >/dev/null || return 1
   C=$(dev_of "$NQN") && N1=$(ns_dev "$C" 1)
-}
-run_fio() {  # device, label, size per job
-  fio --name=verify --filename="/dev/$1" --ioengine=libaio --direct=1 --rw=randwrite \
-    --bsrange=4k-128k --iodepth=32 --numjobs=2 --size="$3" --offset_increment="$3" \
-    --verify=crc32c --verify_fatal=1 --group_reporting --output=/tmp/fio-"$2".txt >/dev/null 2>&1
-  local rc=$?
-  grep -E "err=|IOPS" /tmp/fio-"$2".txt | head -3 | sed 's/^/     /'
-  return $rc
 }
 # $1 bytes at byte offset $2: through the target (/dev/$N1), read back on the device.
 target_to_device() {

@@ -19,6 +19,7 @@ const path = require('node:path');
 const { randomBytes } = require('node:crypto');
 const dist = require(path.resolve(__dirname, '../../dist'));
 const { Target, connect } = dist;
+const { sleep, tap, verifiedIo, ioUntilError, settledResources } = require('./rdma-lib');
 
 const address = process.argv[2] || process.env.VM_RDMA_ADDR;
 const mode = process.argv[3];
@@ -30,18 +31,7 @@ const QD = Number(process.env.RDMA_QD ?? 32);
 const SECONDS = Number(process.env.RDMA_SECONDS ?? 10);
 const AUTH_TRIES = Number(process.env.RDMA_AUTH_TRIES ?? 100);
 
-let failed = 0;
-let count = 0;
-const ok = (cond, what) => {
-  count++;
-  console.log(`${cond ? 'ok' : 'not ok'} ${count} - ${what}`);
-  if (!cond) failed++;
-  return cond;
-};
-const finish = () => {
-  console.log(`1..${count}`);
-  process.exit(failed ? 1 : 0);
-};
+const { ok, finish, step } = tap();
 const base = { transport: 'rdma', address, port: PORT, subnqn: NQN, hostnqn: HOSTNQN };
 // RDMA_COMPARE_TCP=1: the soak also runs over NVMe/TCP, for a figure to compare with.
 const COMPARE_TCP = process.env.RDMA_COMPARE_TCP === '1';
@@ -89,7 +79,7 @@ async function roundTrips(t) {
   // Disconnects finish asynchronously (final responses confirmed first).
   let left = -1;
   for (let i = 0; i < 100 && left !== 0; i++) {
-    if (i) await new Promise((r) => setTimeout(r, 50));
+    if (i) await sleep(50);
     left = (await t.stats()).reduce((n, g) => n + g.qpairs.length, 0);
   }
   ok(left === 0, `every qpair is gone after the hosts closed (${left} left)`);
@@ -122,44 +112,19 @@ async function soak(transport = 'rdma') {
   // seconds, which is not what this test is about.
   const hosts = await Promise.all(Array.from({ length: CONNS }, () => connect({ ...o, queueDepth: QD, ioQueues: 1, kato: 30_000 })));
   const slots = CONNS * QD;
-  const region = Math.floor(NS_BLOCKS / slots);
-  let ios = 0;
-  let mismatches = 0;
-  let errors = 0;
+  const stats = { ios: 0, mismatches: 0, errors: 0 };
   const deadline = Date.now() + SECONDS * 1000;
-  const worker = async (h, slot) => {
-    // Each transport's soak has its own half of the namespace (the shadow
-    // starts from zeroes).
-    const halfBlocks = (NS_BLOCKS - 16384) / 2;
-    const lbaBase = 16384 + (transport === 'rdma' ? 0 : halfBlocks) + slot * Math.floor(halfBlocks / slots);
-    const size = Math.min(region, Math.floor((NS_BLOCKS - 16384) / 2 / slots));
-    const shadow = new Map();
-    while (Date.now() < deadline) {
-      const nlb = 1 + Math.floor(Math.random() * Math.min(64, size));
-      const off = Math.floor(Math.random() * (size - nlb + 1));
-      try {
-        if (Math.random() < 0.5 || shadow.size === 0) {
-          const d = randomBytes(nlb * 512);
-          await h.write(1, lbaBase + off, d);
-          for (let i = 0; i < nlb; i++) shadow.set(off + i, d.subarray(i * 512, (i + 1) * 512));
-        } else {
-          const got = await h.read(1, lbaBase + off, nlb);
-          for (let i = 0; i < nlb; i++) {
-            const want = shadow.get(off + i) ?? Buffer.alloc(512);
-            if (!got.subarray(i * 512, (i + 1) * 512).equals(want)) mismatches++;
-          }
-        }
-        ios++;
-      } catch (e) {
-        errors++;
-        console.error('soak:', e.code, e.message);
-        return;
-      }
-    }
-  };
+  const running = () => Date.now() < deadline;
+  // Each transport's soak has its own half of the namespace above the
+  // first 16384 blocks (the shadows start from zeroes).
+  const halfBlocks = (NS_BLOCKS - 16384) / 2;
+  const size = Math.floor(halfBlocks / slots);
+  const worker = (h, slot) =>
+    verifiedIo(h, { lbaBase: 16384 + (transport === 'rdma' ? 0 : halfBlocks) + slot * size, size, running, stats });
   const t0 = Date.now();
   await Promise.all(hosts.flatMap((h, c) => Array.from({ length: QD }, (_, s) => worker(h, c * QD + s))));
   const secs = (Date.now() - t0) / 1000;
+  const { ios, errors, mismatches } = stats;
   ok(errors === 0 && ios > slots, `${transport}: ${CONNS} connections x QD${QD}: ${ios} verified I/Os (512 B..32 KiB) in ${secs.toFixed(1)} s (${Math.round(ios / secs)} IOPS), ${errors} errors`);
   ok(mismatches === 0, `zero data mismatches (${mismatches})`);
   await Promise.all(hosts.map((h) => h.close()));
@@ -197,7 +162,7 @@ async function authFailures(t, sub) {
   ok(JSON.stringify(counts) === JSON.stringify({ 'ERR_AUTH_FAILED/failed/Failure1': AUTH_TRIES }),
     `wrong host key over RDMA: the host received AUTH_Failure1 in ${counts['ERR_AUTH_FAILED/failed/Failure1'] ?? 0}/${AUTH_TRIES} attempts (${secs.toFixed(1)} s) ${JSON.stringify(counts)}`);
   const until = Date.now() + 5000;
-  while (bad.length < AUTH_TRIES && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  while (bad.length < AUTH_TRIES && Date.now() < until) await sleep(20);
   ok(bad.length === AUTH_TRIES && bad.every((e) => e.failure === 'AUTH_Failure1'), `the target reported ${bad.length} AUTH_Failure1 events`);
   await good.write(1, 16, d);
   ok((await good.read(1, 16, 8)).equals(d), 'the authenticated host still does I/O afterwards');
@@ -258,7 +223,7 @@ async function authMatrix(t) {
             await h?.close();
           }
           const until = Date.now() + 10_000;
-          while (good.length < seen + 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+          while (good.length < seen + 2 && Date.now() < until) await sleep(20);
           const evs = good.slice(seen).map((e) => `${e.qid}/${e.digest}/${e.dhgroup}/${e.bidirectional}/${e.reauth}`).sort();
           const want = [0, 1].map((q) => `${q}/${digest}/${dhgroup}/${bi}/false`);
           if (JSON.stringify(evs) !== JSON.stringify(want)) failures.push(`${name}: auth-success events ${JSON.stringify(evs)}, want ${JSON.stringify(want)}`);
@@ -293,7 +258,7 @@ async function authMatrix(t) {
     ok(outcomes.every((x) => x === 'Failure2'),
       `wrong controller key over RDMA: the host fails with ERR_AUTH_FAILED (reason failed) after sending AUTH_Failure2, ${outcomes.filter((x) => x === 'Failure2').length}/5 (${secs} s) ${JSON.stringify([...new Set(outcomes)])}`);
     const until = Date.now() + 10_000;
-    while (bad.length < 5 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    while (bad.length < 5 && Date.now() < until) await sleep(20);
     const kinds = [...new Set(bad.map((e) => `${e.failure}/${e.reason}/${e.bidirectional}/${e.digest}/${e.dhgroup}`))];
     ok(bad.length === 5 && JSON.stringify(kinds) === JSON.stringify(['AUTH_Failure2/failed/true/sha384/ffdhe3072']),
       `the target received AUTH_Failure2 over RDMA each time (${bad.length} events: ${JSON.stringify(kinds)})`);
@@ -344,7 +309,7 @@ async function perfOverRdma() {
   // Engine options must follow --ioengine; busy_poll=0 for TCG (see above).
   const r = await run('fio', ['--name=rdma', `--ioengine=external:${engine}`, '--transport=rdma', `--traddr=${address}`, `--trsvcid=${PORT}`,
     `--subnqn=${NQN}`, '--ns=1', '--busy_poll=0', '--filename=nvmf', '--thread=1', '--rw=randwrite', '--bs=4k', '--iodepth=16',
-    '--offset=16m', '--size=8m', '--verify=crc32c', '--verify_fatal=1', '--output-format=json']);
+    '--offset=16m', '--size=8m', '--verify=crc32c', '--verify_fatal=1', '--verify_state_save=0', '--output-format=json']);
   if (/undefined symbol: .*rdma/.test(r.stderr)) {
     console.log(`# SKIP fio over RDMA: ${engine} was built without the rdma-core table (rebuild it: npm run build:fio)`);
     return;
@@ -364,26 +329,11 @@ async function destroyUnderLoad() {
   await sub.addNamespace({ bdev: 'm' });
   await t.listen({ transport: 'rdma', address, port: PORT + 1 });
   const hosts = await Promise.all(Array.from({ length: 4 }, () => connect({ ...base, port: PORT + 1, queueDepth: 16, commandTimeoutMs: 20_000 })));
-  let done = 0;
+  const stats = { done: 0 };
   const outcomes = {};
-  const loop = async (h) => {
-    for (;;) {
-      try {
-        if (Math.random() < 0.5) await h.write(1, Math.floor(Math.random() * 30000), randomBytes(4096));
-        else await h.read(1, Math.floor(Math.random() * 30000), 8);
-        done++;
-      } catch (e) {
-        // An I/O held by the pause that starts destroy() completes with
-        // "Command Aborted due to SQ Deletion" (its response is delivered).
-        const k = e.code === 'ERR_NVME_STATUS' ? `${e.code}:${e.nvmeStatus}` : e.code;
-        outcomes[k] = (outcomes[k] ?? 0) + 1;
-        return;
-      }
-    }
-  };
-  const loops = hosts.flatMap((h) => Array.from({ length: 8 }, () => loop(h)));
-  await new Promise((r) => setTimeout(r, 1500));
-  const before = done;
+  const loops = hosts.flatMap((h) => Array.from({ length: 8 }, () => ioUntilError(h, { nsBlocks: (16 << 20) / 512, stats, outcomes })));
+  await sleep(1500);
+  const before = stats.done;
   const t0 = Date.now();
   await t.destroy();
   const ms = Date.now() - t0;
@@ -460,7 +410,7 @@ async function connectRace() {
       const clients = Array.from({ length: CONNECTORS }, loop);
       // Somewhere from "first connects in flight" to "a few done" (connects
       // take 50-300 ms under TCG).
-      await new Promise((r) => setTimeout(r, 20 + Math.floor(Math.random() * 400)));
+      await sleep(20 + Math.floor(Math.random() * 400));
       const t1 = Date.now();
       destroyAt = t1;
       await within(target.destroy(), 60_000, `${reactors} reactor(s), iteration ${i}: destroy`);
@@ -482,11 +432,7 @@ async function connectRace() {
     for (const x of odd.splice(0)) console.log(`# race: ${x}`);
     ok(bad.length === 0 && st.connected > 0 && st.inFlight > 0,
       `race, ${reactors} reactor(s): ${st.attempts} connects (${st.inFlight} in flight when destroy() began), ${st.connected} connected; each ended connected or with a clean connection error ${JSON.stringify(ends)}`);
-    let pr = dist.resources();
-    for (let k = 0; k < 100 && (pr.qpairs || pr.registeredBuffers || pr.requestBuffers || pr.outstandingRequests); k++) {
-      await new Promise((r) => setTimeout(r, 50));
-      pr = dist.resources();
-    }
+    const pr = await settledResources(dist);
     ok(pr.targets === 0 && pr.qpairs === 0 && pr.controllers === 0 && pr.registeredBuffers === 0 && pr.requestBuffers === 0 && pr.outstandingRequests === 0 && pr.leakedRequests === 0,
       `race, ${reactors} reactor(s): afterwards no target, qpair, controller, memory registration or request buffer left (${JSON.stringify(pr)})`);
   }
@@ -513,13 +459,13 @@ async function portDown() {
   const t0 = Date.now();
   execFileSync('ip', ['link', 'set', netdev, 'down']);
   let n = 3;
-  while (Date.now() - t0 < 20_000 && (n = await qpairs()) > 0) await new Promise((r) => setTimeout(r, 50));
+  while (Date.now() - t0 < 20_000 && (n = await qpairs()) > 0) await sleep(50);
   ok(n === 0, `port down: the target closed its qpairs in ${Date.now() - t0} ms (${n} left)`);
   execFileSync('ip', ['link', 'set', netdev, 'up']);
   let active = false;
   for (let i = 0; i < 100 && !active; i++) {
     active = /PORT_ACTIVE/.test(execFileSync('ibv_devinfo', ['-d', process.env.VM_RDMA_DEV ?? 'rxe0'], { encoding: 'utf8' }));
-    if (!active) await new Promise((r) => setTimeout(r, 100));
+    if (!active) await sleep(100);
   }
   ok(active, 'port down: the port is active again');
   await h.close();
@@ -536,7 +482,7 @@ async function portDown() {
     process.exit(0);
   }
   if (mode === 'port-down') {
-    await portDown().catch((e) => ok(false, `port down: ${e.code ?? ''} ${String(e.stack).replace(/\n/g, ' | ')}`));
+    await step('port down', portDown);
     const pr = dist.resources();
     ok(pr.qpairs === 0 && pr.registeredBuffers === 0, `after port down: nothing left (${JSON.stringify(pr)})`);
     finish();
@@ -558,32 +504,13 @@ async function portDown() {
     ['auth matrix', () => authMatrix(t)],
   ];
   for (const [name, fn] of steps) {
-    if (!want(name)) continue;
-    const t0 = Date.now();
-    try {
-      await fn();
-    } catch (e) {
-      ok(false, `${name}: ${e.code ?? ''} ${String(e.stack).replace(/\n/g, ' | ')}`);
-    }
-    console.log(`# ${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    if (want(name)) await step(name, fn);
   }
   const res = await t.resources?.();
   await t.destroy();
   if (res) console.log(`# resources before destroy: ${JSON.stringify(res)}`);
-  try {
-    if (want('destroy under load')) await destroyUnderLoad();
-  } catch (e) {
-    ok(false, `destroy under load: ${e.code ?? ''} ${String(e.stack).replace(/\n/g, ' | ')}`);
-  }
-  if (want('connect race')) {
-    const t0 = Date.now();
-    try {
-      await connectRace();
-    } catch (e) {
-      ok(false, `connect race: ${e.code ?? ''} ${String(e.stack).replace(/\n/g, ' | ')}`);
-    }
-    console.log(`# connect race: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  }
+  if (want('destroy under load')) await step('destroy under load', destroyUnderLoad);
+  if (want('connect race')) await step('connect race', connectRace);
   const pr = dist.resources();
   ok(pr.qpairs === 0 && pr.registeredBuffers === 0 && pr.requestBuffers === 0 && pr.leakedRequests === 0 && pr.outstandingRequests === 0,
     `after destroy: no qpair, memory registration or request buffer left (${JSON.stringify(pr)})`);

@@ -14,11 +14,7 @@ ADDR=${VM_RDMA_ADDR:-10.99.0.1}
 NQN=nqn.2024-01.io.nvmf-target:rdma-srq-kernel
 FIO_SIZE=${FIO_SIZE:-16M}
 T0=$(date +%s)
-pass=0 fail=0
-ok() { echo "ok   - $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL - $*"; fail=$((fail + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-stamp() { echo "# $(( $(date +%s) - T0 )) s: $*"; }
+source test/vm/lib.sh
 
 if ! ibv_devices 2>/dev/null | grep -q "${VM_RDMA_DEV:-rxe0}"; then
   echo "SKIP: no RDMA device ${VM_RDMA_DEV:-rxe0} in this VM"; exit 0
@@ -55,35 +51,13 @@ TGT=$!
 for i in $(seq 1 150); do grep -q READY "$OUT" 2>/dev/null && break; sleep 0.2; done
 check "target with rdma.srq listens on rdma $ADDR:4420 ($(head -1 "$OUT"))" grep -q READY "$OUT"
 
-dev_of() {
-  local c; for c in /sys/class/nvme/nvme*; do
-    [[ -f $c/subsysnqn && $(cat "$c/subsysnqn") == "$1" && $(cat "$c/transport") == rdma ]] && { basename "$c"; return 0; }
-  done; return 1
-}
-ns_dev() {
-  local d b; for i in $(seq 1 100); do
-    for d in /sys/class/nvme/$1/nvme*n*; do
-      [[ -f $d/nsid && $(cat "$d/nsid") == "$2" ]] || continue
-      b=$(basename "$d" | sed -E 's/c[0-9]+n/n/')
-      [[ -b /dev/$b ]] && { echo "$b"; return 0; }
-    done; sleep 0.1
-  done; return 1
-}
-run_fio() {  # device
-  fio --name=verify --filename="/dev/$1" --ioengine=libaio --direct=1 --rw=randwrite \
-    --bsrange=4k-128k --iodepth=32 --numjobs=2 --size="$FIO_SIZE" --offset_increment="$FIO_SIZE" \
-    --verify=crc32c --verify_fatal=1 --group_reporting --output=/tmp/fio-srq.txt >/dev/null 2>&1
-  local rc=$?
-  grep -E "err=|IOPS" /tmp/fio-srq.txt | head -3 | sed 's/^/     /'
-  return $rc
-}
 connect() { nvme connect -t rdma -a "$ADDR" -s 4420 -n "$NQN" --nr-io-queues=2 --ctrl-loss-tmo=2 --reconnect-delay=1; }
 
 stamp "kernel host"
 check "nvme connect -t rdma (2 I/O queues)" connect
-if c=$(dev_of "$NQN") && n1=$(ns_dev "$c" 1); then
+if c=$(dev_of "$NQN" rdma) && n1=$(ns_dev "$c" 1); then
   ok "block device $n1 appears ($(cat /sys/class/nvme/$c/queue_count 2>/dev/null || echo ?) queues, sqsize $(cat /sys/class/nvme/$c/sqsize 2>/dev/null || echo ?))"
-  check "fio randwrite 4k-128k qd32 x2 verify=crc32c, zero errors" run_fio "$n1"
+  check "fio randwrite 4k-128k qd32 x2 verify=crc32c, zero errors" run_fio "$n1" srq
   head -c $((3 << 20)) /dev/urandom >/tmp/pattern
   dd if=/tmp/pattern of="/dev/$n1" bs=1M oflag=direct status=none
   check "3 MiB written with dd read back identical" cmp -n $((3 << 20)) /tmp/pattern "/dev/$n1"
@@ -97,7 +71,7 @@ stamp "kernel host done"
 
 # destroy() while the kernel host runs I/O
 connect >/dev/null 2>&1
-if c=$(dev_of "$NQN") && n1=$(ns_dev "$c" 1); then
+if c=$(dev_of "$NQN" rdma) && n1=$(ns_dev "$c" 1); then
   timeout 120 fio --name=load --filename="/dev/$n1" --ioengine=libaio --direct=1 --rw=randrw \
     --bsrange=4k-64k --iodepth=32 --numjobs=2 --time_based --runtime=60 >/tmp/fio-load.txt 2>&1 &
   LOAD=$!

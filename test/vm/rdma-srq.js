@@ -7,7 +7,8 @@
 //   ../shared/vm/vm-run --timeout 1500 -- env NVMF_ASAN_ADDON=$PWD/build-asan-srq/Release/nvmf_target.node \
 //     node scripts/run-asan.js test/vm/rdma-srq.js
 // Prints TAP and exits non-zero on a failure.
-// Steps: option validation; several hosts x several I/O queues of verified
+// (Option validation runs everywhere, in test/target-api.test.ts.)
+// Steps: several hosts x several I/O queues of verified
 // random I/O (far more capsules than the SRQs hold, so buffers are
 // reposted); the queue depth rule (a queue that does not fit in what is
 // left of the SRQ is refused, and fits once another host left); destroy
@@ -18,7 +19,8 @@
 const path = require('node:path');
 const { randomBytes } = require('node:crypto');
 const dist = require(path.resolve(__dirname, '../../dist'));
-const { Target, connect, NvmfError } = dist;
+const { Target, connect } = dist;
+const { sleep, tap, verifiedIo, ioUntilError, settledResources } = require('./rdma-lib');
 
 const address = process.argv[2] || process.env.VM_RDMA_ADDR;
 const PORT = 4431;
@@ -32,19 +34,7 @@ const DEPTH = Number(process.env.SRQ_DEPTH ?? 192);
 const REACTORS = 2;
 const NS_BLOCKS = 65536; // 32 MiB of 512 B blocks
 
-let failed = 0;
-let count = 0;
-const ok = (cond, what) => {
-  count++;
-  console.log(`${cond ? 'ok' : 'not ok'} ${count} - ${what}`);
-  if (!cond) failed++;
-  return cond;
-};
-const finish = () => {
-  console.log(`1..${count}`);
-  process.exit(failed ? 1 : 0);
-};
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const { ok, finish, step } = tap();
 const base = { transport: 'rdma', address, subnqn: NQN, hostnqn: HOSTNQN, kato: 30_000, commandTimeoutMs: 30_000 };
 const qpairsOf = async (t) => (await t.stats()).reduce((n, g) => n + g.qpairs.length, 0);
 async function waitQpairs(t, want, ms = 10_000) {
@@ -63,33 +53,6 @@ async function newTarget(rdma, port, opts = {}) {
   return t;
 }
 
-async function validation() {
-  const cases = [
-    [{ rdma: { srq: 'yes' } }, /options\.rdma\.srq must be a boolean/],
-    [{ rdma: { srq: true, srqDepth: 10 } }, /options\.rdma\.srqDepth must be an integer from 64 to 65536/],
-    [{ rdma: { srq: true, srqDepth: 1.5 } }, /options\.rdma\.srqDepth/],
-    [{ rdma: { sharedRq: true } }, /options\.rdma\.sharedRq is not a known option/],
-    [{ rdma: 1 }, /options\.rdma must be an object/],
-  ];
-  const got = [];
-  for (const [o, re] of cases) {
-    try {
-      const t = await Target.create(o);
-      await t.destroy();
-      got.push(`${JSON.stringify(o)}: accepted`);
-    } catch (e) {
-      if (!(e instanceof NvmfError) || e.code !== 'ERR_INVALID_ARGUMENT' || !re.test(e.message)) got.push(`${JSON.stringify(o)}: ${e.code} ${e.message}`);
-    }
-  }
-  ok(got.length === 0, `bad rdma options are refused with ERR_INVALID_ARGUMENT naming the option${got.length ? `: ${got.join('; ')}` : ''}`);
-  const t = await Target.create({ rdma: { srq: true } });
-  ok(t.options.rdma.srq === true && t.options.rdma.srqDepth === 4096, `rdma.srq defaults: srqDepth ${t.options.rdma.srqDepth}`);
-  await t.destroy();
-  const d = await Target.create();
-  ok(d.options.rdma.srq === false, 'srq is off by default');
-  await d.destroy();
-}
-
 // Verified random I/O: every worker owns a region and keeps a shadow of it.
 async function soak(t) {
   const hosts = await Promise.all(Array.from({ length: HOSTS }, () => connect({ ...base, port: PORT, ioQueues: IOQ, queueDepth: QD })));
@@ -101,53 +64,23 @@ async function soak(t) {
   const workersPer = IOQ * QD;
   const slots = HOSTS * workersPer;
   const region = Math.floor(NS_BLOCKS / slots);
-  let ios = 0;
-  let mismatches = 0;
-  let errors = 0;
-  const sizes = {};
+  const stats = { ios: 0, mismatches: 0, errors: 0 };
   const buffers = REACTORS * DEPTH;
   // At least SECONDS, and on a slow (shared) machine on until twice as many
   // I/Os as the SRQs hold buffers (for at most a minute).
   const deadline = Date.now() + SECONDS * 1000;
   const last = Date.now() + 60_000;
-  const running = () => Date.now() < deadline || (ios < 2 * buffers && Date.now() < last);
-  const worker = async (h, slot) => {
-    const lbaBase = slot * region;
-    const shadow = new Map();
-    while (running()) {
-      const nlb = 1 + Math.floor(Math.random() * Math.min(64, region));
-      const off = Math.floor(Math.random() * (region - nlb + 1));
-      try {
-        if (Math.random() < 0.5 || shadow.size === 0) {
-          const d = randomBytes(nlb * 512);
-          await h.write(1, lbaBase + off, d);
-          for (let i = 0; i < nlb; i++) shadow.set(off + i, d.subarray(i * 512, (i + 1) * 512));
-          const k = nlb * 512 <= 8192 ? 'in-capsule writes' : 'RDMA READ writes';
-          sizes[k] = (sizes[k] ?? 0) + 1;
-        } else {
-          const got = await h.read(1, lbaBase + off, nlb);
-          for (let i = 0; i < nlb; i++) {
-            const want = shadow.get(off + i) ?? Buffer.alloc(512);
-            if (!got.subarray(i * 512, (i + 1) * 512).equals(want)) mismatches++;
-          }
-          sizes.reads = (sizes.reads ?? 0) + 1;
-        }
-        ios++;
-      } catch (e) {
-        errors++;
-        console.error('soak:', e.code, e.message);
-        return;
-      }
-    }
-  };
+  const running = () => Date.now() < deadline || (stats.ios < 2 * buffers && Date.now() < last);
+  const worker = (h, slot) => verifiedIo(h, { lbaBase: slot * region, size: region, running, stats });
   // The malloc bdev starts zeroed; so does every shadow.
   const t0 = Date.now();
   await Promise.all(hosts.flatMap((h, c) => Array.from({ length: workersPer }, (_, s) => worker(h, c * workersPer + s))));
   const secs = (Date.now() - t0) / 1000;
+  const { ios, errors, mismatches, kinds } = stats;
   // Every command capsule takes an SRQ buffer: more I/Os than the SRQs
   // hold means buffers were reposted.
   ok(errors === 0 && ios > buffers,
-    `${slots} workers: ${ios} verified I/Os (512 B..32 KiB) in ${secs.toFixed(1)} s (${Math.round(ios / secs)} IOPS), ${errors} errors; more than the ${buffers} SRQ buffers of ${REACTORS} groups, so they were reposted ${JSON.stringify(sizes)}`);
+    `${slots} workers: ${ios} verified I/Os (512 B..32 KiB) in ${secs.toFixed(1)} s (${Math.round(ios / secs)} IOPS), ${errors} errors; more than the ${buffers} SRQ buffers of ${REACTORS} groups, so they were reposted ${JSON.stringify(kinds)}`);
   ok(mismatches === 0, `zero data mismatches (${mismatches})`);
   await Promise.all(hosts.map((h) => h.close()));
   const left = await waitQpairs(t, 0);
@@ -211,27 +144,11 @@ async function depthRule() {
 async function destroyUnderLoad() {
   const t = await newTarget({ srq: true, srqDepth: DEPTH }, PORT + 2, { pollMode: 'adaptive' });
   const hosts = await Promise.all(Array.from({ length: 4 }, () => connect({ ...base, port: PORT + 2, ioQueues: 2, queueDepth: 16 })));
-  let done = 0;
+  const stats = { done: 0 };
   const outcomes = {};
-  const loop = async (h) => {
-    for (;;) {
-      try {
-        const lba = Math.floor(Math.random() * (NS_BLOCKS - 64));
-        if (Math.random() < 0.5) await h.write(1, lba, randomBytes(512 * (1 + Math.floor(Math.random() * 32))));
-        else await h.read(1, lba, 1 + Math.floor(Math.random() * 32));
-        done++;
-      } catch (e) {
-        // An I/O held by the pause that starts destroy() completes with
-        // "Command Aborted due to SQ Deletion".
-        const k = e.code === 'ERR_NVME_STATUS' ? `${e.code}:${e.nvmeStatus}` : e.code;
-        outcomes[k] = (outcomes[k] ?? 0) + 1;
-        return;
-      }
-    }
-  };
-  const loops = hosts.flatMap((h) => Array.from({ length: 16 }, () => loop(h)));
+  const loops = hosts.flatMap((h) => Array.from({ length: 16 }, () => ioUntilError(h, { nsBlocks: NS_BLOCKS, stats, outcomes })));
   await sleep(1500);
-  const before = done;
+  const before = stats.done;
   const t0 = Date.now();
   await t.destroy();
   const ms = Date.now() - t0;
@@ -243,11 +160,7 @@ async function destroyUnderLoad() {
 }
 
 async function counters(what) {
-  let pr = dist.resources();
-  for (let k = 0; k < 100 && (pr.qpairs || pr.registeredBuffers || pr.requestBuffers || pr.outstandingRequests); k++) {
-    await sleep(50);
-    pr = dist.resources();
-  }
+  const pr = await settledResources(dist);
   ok(pr.targets === 0 && pr.qpairs === 0 && pr.controllers === 0 && pr.registeredBuffers === 0 && pr.requestBuffers === 0 &&
     pr.outstandingRequests === 0 && pr.leakedRequests === 0,
   `${what}: no target, qpair, controller, memory registration or request buffer left (${JSON.stringify(pr)})`);
@@ -259,7 +172,6 @@ async function counters(what) {
     process.exit(0);
   }
   const steps = [
-    ['validation', () => validation()],
     ['soak', async () => {
       const t = await newTarget({ srq: true, srqDepth: DEPTH }, PORT);
       try {
@@ -275,15 +187,7 @@ async function counters(what) {
       await counters('after destroy under load');
     }],
   ];
-  for (const [name, fn] of steps) {
-    const t0 = Date.now();
-    try {
-      await fn();
-    } catch (e) {
-      ok(false, `${name}: ${e.code ?? ''} ${String(e.stack).replace(/\n/g, ' | ')}`);
-    }
-    console.log(`# ${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  }
+  for (const [name, fn] of steps) await step(name, fn);
   await counters('at the end');
   finish();
 })().catch((e) => {

@@ -20,11 +20,7 @@ MALLOC_NQN=nqn.2024-01.io.nvmf-target:rdma-malloc
 FILE_NQN=nqn.2024-01.io.nvmf-target:rdma-file
 FIO_SIZE=${FIO_SIZE:-16M}
 T0=$(date +%s)
-pass=0 fail=0
-ok() { echo "ok   - $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL - $*"; fail=$((fail + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-stamp() { echo "# $(( $(date +%s) - T0 )) s: $*"; }
+source test/vm/lib.sh
 
 if ! ibv_devices 2>/dev/null | grep -q "${VM_RDMA_DEV:-rxe0}"; then
   echo "SKIP: no RDMA device ${VM_RDMA_DEV:-rxe0} in this VM"; exit 0
@@ -39,33 +35,6 @@ FIX=$!
 exec 9>"$CTL"   # keep the FIFO open for writing
 for i in $(seq 1 150); do grep -q READY "$OUT" 2>/dev/null && break; sleep 0.2; done
 check "target fixture listens on rdma $ADDR:4420" grep -q READY "$OUT"
-ctl() {  # send a command, wait for its reply line
-  local n; n=$(grep -c '' "$OUT"); echo "$*" >&9
-  for i in $(seq 1 600); do (( $(grep -c '' "$OUT") > n )) && break; sleep 0.1; done
-  tail -1 "$OUT"
-}
-dev_of() {
-  local c; for c in /sys/class/nvme/nvme*; do
-    [[ -f $c/subsysnqn && $(cat "$c/subsysnqn") == "$1" && $(cat "$c/transport") == rdma ]] && { basename "$c"; return 0; }
-  done; return 1
-}
-ns_dev() {
-  local d b; for i in $(seq 1 100); do
-    for d in /sys/class/nvme/$1/nvme*n*; do
-      [[ -f $d/nsid && $(cat "$d/nsid") == "$2" ]] || continue
-      b=$(basename "$d" | sed -E 's/c[0-9]+n/n/')
-      [[ -b /dev/$b ]] && { echo "$b"; return 0; }
-    done; sleep 0.1
-  done; return 1
-}
-run_fio() {  # device, label
-  fio --name=verify --filename="/dev/$1" --ioengine=libaio --direct=1 --rw=randwrite \
-    --bsrange=4k-128k --iodepth=32 --numjobs=2 --size="$FIO_SIZE" --offset_increment="$FIO_SIZE" \
-    --verify=crc32c --verify_fatal=1 --group_reporting --output=/tmp/fio-"$2".txt >/dev/null 2>&1
-  local rc=$?
-  grep -E "err=|IOPS" /tmp/fio-"$2".txt | head -3 | sed 's/^/     /'
-  return $rc
-}
 
 # --- 1. the Linux kernel host
 stamp "kernel host"
@@ -77,7 +46,7 @@ for sub in malloc file; do
   nqn=$MALLOC_NQN; size=$((256 << 20)); model=nvmf-target-malloc
   [[ $sub == file ]] && { nqn=$FILE_NQN; size=$((128 << 20)); model=nvmf-target-file; }
   check "$sub: nvme connect -t rdma" nvme connect -t rdma -a "$ADDR" -s 4420 -n "$nqn" --ctrl-loss-tmo=2 --reconnect-delay=1
-  c=$(dev_of "$nqn") || { bad "$sub: controller appears"; continue; }
+  c=$(dev_of "$nqn" rdma) || { bad "$sub: controller appears"; continue; }
   n1=$(ns_dev "$c" 1) || { bad "$sub: block device appears"; nvme disconnect -n "$nqn" >/dev/null; continue; }
   ok "$sub: block device $n1 appears ($(cat /sys/class/nvme/$c/queue_count 2>/dev/null || echo ?) queues)"
   check "$sub: size is $size" [ "$(blockdev --getsize64 "/dev/$n1")" = "$size" ]
@@ -101,7 +70,7 @@ KEY=$(nvme gen-dhchap-key --hmac=1 --key-length=32 --nqn="$HOSTNQN")
 CKEY=$(nvme gen-dhchap-key --hmac=2 --key-length=48 --nqn="$AUTH_NQN")
 auth_connect() { nvme connect -t rdma -a "$ADDR" -s 4420 -n "$AUTH_NQN" --hostnqn="$HOSTNQN" --hostid="$HOSTID" "$@"; }
 auth_io() {
-  local c n; c=$(dev_of "$AUTH_NQN") && n=$(ns_dev "$c" 1) || return 1
+  local c n; c=$(dev_of "$AUTH_NQN" rdma) && n=$(ns_dev "$c" 1) || return 1
   head -c $((1 << 20)) /dev/urandom >/tmp/auth.in
   dd if=/tmp/auth.in of="/dev/$n" bs=1M oflag=direct status=none && cmp -n $((1 << 20)) /tmp/auth.in "/dev/$n"
 }
@@ -163,7 +132,7 @@ check "the target says why it rejected it" grep -q "connection rejected: .*(inva
 
 # --- 4. destroy() while the kernel host runs I/O
 nvme connect -t rdma -a "$ADDR" -s 4420 -n "$MALLOC_NQN" --ctrl-loss-tmo=2 --reconnect-delay=1 >/dev/null 2>&1
-c=$(dev_of "$MALLOC_NQN") && n1=$(ns_dev "$c" 1)
+c=$(dev_of "$MALLOC_NQN" rdma) && n1=$(ns_dev "$c" 1)
 timeout 120 fio --name=load --filename="/dev/$n1" --ioengine=libaio --direct=1 --rw=randrw \
   --bs=4k --iodepth=32 --time_based --runtime=60 >/tmp/fio-load.txt 2>&1 &
 LOAD=$!
