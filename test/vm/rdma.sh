@@ -69,8 +69,9 @@ HOSTNQN=nqn.2014-08.org.nvmexpress:uuid:$HOSTID
 KEY=$(nvme gen-dhchap-key --hmac=1 --key-length=32 --nqn="$HOSTNQN")
 CKEY=$(nvme gen-dhchap-key --hmac=2 --key-length=48 --nqn="$AUTH_NQN")
 auth_connect() { nvme connect -t rdma -a "$ADDR" -s 4420 -n "$AUTH_NQN" --hostnqn="$HOSTNQN" --hostid="$HOSTID" "$@"; }
-auth_io() {
+auth_io() {  # fio verify on the 32 MiB namespace, then 1 MiB with dd read back
   local c n; c=$(dev_of "$AUTH_NQN" rdma) && n=$(ns_dev "$c" 1) || return 1
+  run_fio "$n" "auth-$1" 8M || return 1
   head -c $((1 << 20)) /dev/urandom >/tmp/auth.in
   dd if=/tmp/auth.in of="/dev/$n" bs=1M oflag=direct status=none && cmp -n $((1 << 20)) /tmp/auth.in "/dev/$n"
 }
@@ -79,7 +80,7 @@ for mode in unidirectional bidirectional; do
   else r=$(ctl host "$HOSTNQN" "$KEY" "$CKEY"); flags=(--dhchap-secret="$KEY" --dhchap-ctrl-secret="$CKEY"); fi
   check "auth/$mode: host keys set ($r)" grep -q '^OK' <<<"$r"
   check "auth/$mode: nvme connect -t rdma with DH-HMAC-CHAP" auth_connect "${flags[@]}"
-  check "auth/$mode: 1 MiB written and read back" auth_io
+  check "auth/$mode: fio randwrite 4k-128k qd32 x2 verify=crc32c zero errors; 1 MiB dd read back" auth_io "$mode"
   check "auth/$mode: nvme disconnect" nvme disconnect -n "$AUTH_NQN"
 done
 dmesg | grep -E "qid 0: (authenticated|controller authenticated)" | tail -3 | sed 's/^/dmesg: /'
