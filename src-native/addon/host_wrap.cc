@@ -393,7 +393,7 @@ Napi::Value HostWrap::Connect(const Napi::CallbackInfo& info) {
     if (t == "rdma") {
       // rdma-core is loaded on first use; say what is missing up front.
       std::string why;
-      if (!rdma::verbs_usable(&why)) {
+      if (rdma::verbs_usable(nullptr, &why) < 0) {
         make_error(env, "ERR_TRANSPORT_UNAVAILABLE", "transport 'rdma': " + why).ThrowAsJavaScriptException();
         return env.Undefined();
       }

@@ -80,7 +80,7 @@ class NvmeClient final : public PerfClient {
       }
       // rdma-core is loaded on first use; say what is missing up front.
       std::string why;
-      if (!rdma::verbs_usable(&why)) {
+      if (rdma::verbs_usable(nullptr, &why) < 0) {
         *err = "transport 'rdma': " + why;
         code = kErrTransport;
         return false;

@@ -431,10 +431,10 @@ int open_listener(RdmaTransport& t, Reactor& r, const ListenAddress& a, std::str
 int rdma_create(Target& target, const TransportOptions& opts, std::unique_ptr<Transport>* out,
                 std::string* err) {
   std::string why;
-  const Verbs* v = verbs_usable(&why);
-  if (!v) {
+  const Verbs* v = nullptr;
+  if (const int rc = verbs_usable(&v, &why); rc < 0) {
     set_err(err, why);
-    return verbs_load(nullptr) ? -ENODEV : -ENOENT;
+    return rc;
   }
   if (opts.max_queue_depth < 2 || opts.max_admin_queue_depth < 2) {
     set_err(err, "rdma transport: queue depths must be at least 2");

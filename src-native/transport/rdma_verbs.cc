@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <mutex>
 
@@ -137,9 +138,9 @@ std::string device_names(const Verbs& v, int* count) {
   return names;
 }
 
-const Verbs* verbs_usable(std::string* why) {
+int verbs_usable(const Verbs** out, std::string* why) {
   const Verbs* v = verbs_load(why);
-  if (!v) return nullptr;
+  if (!v) return -ENOENT;
   int n = 0;
   device_names(*v, &n);
   if (n == 0) {
@@ -147,9 +148,10 @@ const Verbs* verbs_usable(std::string* why) {
       *why = "no RDMA device found (ibv_get_device_list lists none); load a driver, e.g. soft-RoCE: "
              "`rdma link add rxe0 type rxe netdev <interface>`";
     }
-    return nullptr;
+    return -ENODEV;
   }
-  return v;
+  if (out) *out = v;
+  return 0;
 }
 
 }  // namespace nvmf::rdma

@@ -91,8 +91,10 @@ const Verbs& verbs();
 // are missing). For error messages.
 std::string device_names(const Verbs& v, int* count);
 
-// The loaded table when rdma-core is there and lists at least one device;
-// otherwise null, *why says what is missing (for ERR_TRANSPORT_UNAVAILABLE).
-const Verbs* verbs_usable(std::string* why);
+// Whether RDMA can be used here: 0 and *out = the loaded table when rdma-core
+// is there and lists at least one device; -ENOENT (a library or symbol is
+// missing) or -ENODEV (no device), *why saying which, for
+// ERR_TRANSPORT_UNAVAILABLE.
+int verbs_usable(const Verbs** out, std::string* why);
 
 }  // namespace nvmf::rdma
