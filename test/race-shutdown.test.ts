@@ -8,11 +8,22 @@
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { Target, connect, generateDhchapKey, type HostController, NvmfError } from '../dist';
 import { RawConn, PDU, capsule, connectCmd, icreq } from './helpers/raw-tcp';
 import { authRecv, authSend, connectAdminRaw, negotiate } from './helpers/raw-auth';
 import { HOSTNQN, SUBNQN, freePort } from './helpers/target';
 import { ZERO_CONNECTIONS, ZERO_PROCESS, processSettled, rng, sleep, targetSettled, waitFor, within } from './helpers/hardening';
+
+/** Both ends of a loopback TCP connection as `ss` sees them (for failure messages). */
+function socketStates(localPort: number): string {
+  try {
+    const out = execFileSync('ss', ['-tanH', `( sport = :${localPort} or dport = :${localPort} )`], { encoding: 'utf8' });
+    return out.trim().split('\n').map((l) => l.replace(/\s+/g, ' ')).join('; ') || 'no socket';
+  } catch (e) {
+    return `ss failed: ${(e as Error).message}`;
+  }
+}
 
 const ITERATIONS = Number(process.env.NVMF_RACE_ITERATIONS ?? 200);
 let raceIterations = 0;
@@ -203,12 +214,14 @@ t.test(`stopListening() with connections mid-handshake (${ITERATIONS} iterations
   let refused = 0;
   let completed = 0;
   let closedByTarget = 0;
+  const origin = new Map<RawConn, string>(); // for the failure message
   for (let i = 0; i < ITERATIONS; i++) {
     // Connections at every handshake stage.
     const conns = await Promise.all(
       Array.from({ length: 8 }, async (_, k) => {
         try {
           const c = await RawConn.connect(port);
+          origin.set(c, `iteration ${i} stage ${k % 4}`);
           if (k % 4 >= 1) c.write(k % 4 === 1 ? icreq().subarray(0, 50) : icreq());
           if (k % 4 === 3) c.write(capsule(Buffer.alloc(64)).subarray(0, 30));
           return c;
@@ -222,7 +235,9 @@ t.test(`stopListening() with connections mid-handshake (${ITERATIONS} iterations
     const storm = (async () => {
       while (!stopped) {
         try {
-          open.push(await RawConn.connect(port));
+          const c = await RawConn.connect(port);
+          origin.set(c, `iteration ${i} storm`);
+          open.push(c);
         } catch {
           refused++;
           await sleep(0);
@@ -246,6 +261,7 @@ t.test(`stopListening() with connections mid-handshake (${ITERATIONS} iterations
           c.close();
           continue;
         }
+        origin.set(c, `${origin.get(c)}, Connect ${r ? `status 0x${r.status.toString(16)}` : 'unanswered'}`);
       }
       open.push(c);
     }
@@ -255,9 +271,19 @@ t.test(`stopListening() with connections mid-handshake (${ITERATIONS} iterations
       // Idle and half-done connections are closed by the handshake timeout.
       const batch = open;
       open = [];
-      const closed = await Promise.all(batch.map((c) => c.waitClosed(5000).then((x) => (c.close(), x))));
+      const closed = await Promise.all(batch.map((c) => c.waitClosed(5000)));
       closedByTarget += closed.filter(Boolean).length;
-      if (closed.some((x) => !x)) t.fail(`iteration ${i}: ${closed.filter((x) => !x).length} connection(s) never closed`);
+      const stuck = batch.filter((_, j) => !closed[j]);
+      if (stuck.length) {
+        // Say which ones, whether the target still counts them, and what the
+        // kernel knows of both ends (a connection the listener never
+        // accepted has no server end).
+        t.fail(`iteration ${i}: ${stuck.length} connection(s) never closed`, {
+          stuck: stuck.map((c) => `${origin.get(c)}, local port ${c.sock.localPort}: ${socketStates(c.sock.localPort!)}`),
+          targetQpairs: target.resources().qpairs,
+        });
+      }
+      for (const c of batch) c.close();
     }
   }
   for (const c of open) c.close();
