@@ -73,6 +73,12 @@ class Qpair {
   uint32_t max_queue_depth = 128;
   uint32_t max_data_transfer = 128 * 1024;
   uint32_t in_capsule_data = 8192;
+  // Reads may be served straight from the memory of RAM-resident bdevs (zero
+  // copy). A transport turns this off where the bytes must not change between
+  // being read and being sent: an NVMe/TCP data digest is computed before the
+  // socket copies the data, and a write from another reactor in between would
+  // make them disagree.
+  bool zero_copy_reads = true;
 
   QpairStats stats;
   // Commands held while their subsystem is paused (re-executed on resume,

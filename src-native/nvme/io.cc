@@ -127,7 +127,7 @@ void io_read(Request* req) {
   auto a = RwArgs::decode(req->cmd);
   if (!pin_ns(req, req->cmd.nsid) || !check_rw(req, a, true)) return;
   const BdevInfo& b = info(req);
-  if (uint8_t* mem = req->ns->bdev->memory()) {
+  if (uint8_t* mem = req->ns->bdev->memory(); mem && req->qpair->zero_copy_reads) {
     // Zero copy: the transport sends straight from bdev memory, which
     // req->ns keeps alive until the request is recycled.
     req->iov[0].iov_base = mem + a.slba * b.block_size;

@@ -765,6 +765,7 @@ bool TcpQpair::on_icreq() {
   // needs no check: we never have more than one R2T out per command.
   hdgst_ = req.dgst & tcp::kDgstHdr;
   ddgst_ = req.dgst & tcp::kDgstData;
+  zero_copy_reads = !ddgst_;
   hpda_ = req.hpda;
   icresp_ = IcResp{};
   icresp_.ch = make_ch(PduType::IcResp, 0, sizeof(IcResp), 0, sizeof(IcResp));
