@@ -29,6 +29,9 @@ serve options:
   --block-size N   logical block size (default 512)
   --reactors N     reactor threads (default 1)
   --poll-mode M    poll | interrupt | adaptive (default adaptive)
+  --in-capsule-data SIZE
+                   largest write carried inside the command capsule, 4K..128K
+                   (default 8K); larger writes cost a round trip (R2T)
   --host NQN       allow only this host NQN (repeatable; default: any host)
   --dhchap-key K   the --host(s) must authenticate with DH-HMAC-CHAP key K
                    (a DHHC-1 key, or a file holding one, mode 0600)
@@ -54,13 +57,15 @@ perf options:
   --duration SEC       measured seconds (default 10)
   --ramp SEC           warm-up seconds, not measured (default 0)
   --connections N      I/O queues, one TCP connection each (default 1)
+  --in-capsule SIZE    largest write sent inside the command capsule (default 8K;
+                       the target's limit, serve --in-capsule-data, bounds it)
   --no-busy-poll       sleep in epoll between completions instead of spinning
   --json               print the result as JSON
 `;
 
-function parseSize(s: string): number {
+function parseSize(s: string, flag = '--size'): number {
   const m = /^(\d+)([kKmMgGtT]?)i?[bB]?$/.exec(s);
-  if (!m) throw new NvmfError('ERR_INVALID_ARGUMENT', `--size must be a number with an optional K/M/G/T suffix (got ${s})`);
+  if (!m) throw new NvmfError('ERR_INVALID_ARGUMENT', `${flag} must be a number with an optional K/M/G/T suffix (got ${s})`);
   const mult: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
   return Number(m[1]) * mult[m[2]!.toLowerCase()]!;
 }
@@ -80,6 +85,7 @@ async function serve(argv: string[]): Promise<void> {
       host: { type: 'string', multiple: true },
       'dhchap-key': { type: 'string' },
       'dhchap-ctrl-key': { type: 'string' },
+      'in-capsule-data': { type: 'string' },
     },
     strict: true,
   });
@@ -95,6 +101,7 @@ async function serve(argv: string[]): Promise<void> {
   const target = await Target.create({
     reactors: Number(values.reactors),
     pollMode: values['poll-mode'] as 'poll' | 'interrupt' | 'adaptive',
+    ...(values['in-capsule-data'] !== undefined ? { inCapsuleDataSize: parseSize(values['in-capsule-data'], '--in-capsule-data') } : {}),
   });
   target.ref();
   let stopping = false;
@@ -163,6 +170,7 @@ async function runPerf(argv: string[]): Promise<void> {
       duration: { type: 'string', default: '10' },
       ramp: { type: 'string', default: '0' },
       connections: { type: 'string', default: '1' },
+      'in-capsule': { type: 'string', default: '8K' },
       'no-busy-poll': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
@@ -174,13 +182,14 @@ async function runPerf(argv: string[]): Promise<void> {
     port: Number(values.port),
     nsid: Number(values.nsid),
     queueDepth: Number(values['queue-depth']),
-    ioSize: parseSize(values['io-size']!),
+    ioSize: parseSize(values['io-size']!, '--io-size'),
     pattern: values.pattern as 'random' | 'sequential',
     readPercent: Number(values['read-percent']),
     durationSec: Number(values.duration),
     rampSec: Number(values.ramp),
     connections: Number(values.connections),
     busyPoll: !values['no-busy-poll'],
+    maxInCapsuleBytes: parseSize(values['in-capsule']!, '--in-capsule'),
   };
   if (values.nqn !== undefined) o.subnqn = values.nqn;
   if (values.hostnqn !== undefined) o.hostnqn = values.hostnqn;

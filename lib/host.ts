@@ -63,6 +63,14 @@ export interface HostConnectOptions {
    * 1..16. Default 1, what every host sends.
    */
   sglDescriptors?: number;
+  /**
+   * Largest write whose data goes inside the command capsule on I/O queues,
+   * 0..131072 bytes, further bounded by the controller's IOCCSZ (see
+   * `info().inCapsuleBytes`); larger writes wait for the target to fetch the
+   * data (R2T, RDMA READ). Default 8192. Over RDMA each queue entry gets a
+   * send buffer of 64 B + this size.
+   */
+  maxInCapsuleBytes?: number;
   /** Bound on the whole connect sequence, in ms. Default 10000. */
   timeoutMs?: number;
   /** A command outstanding longer than this fails the connection (ERR_TIMEOUT); 0 = never. Default 30000. */
@@ -191,7 +199,7 @@ export function validateHostOptions(options: unknown): ResolvedHostOptions {
   onlyKnown('options', o, [
     'transport', 'address', 'port', 'subnqn', 'hostnqn', 'hostid', 'ioQueues', 'queueDepth',
     'kato', 'hdgst', 'ddgst', 'timeoutMs', 'commandTimeoutMs', 'dhchapKey', 'dhchapCtrlKey', 'digest', 'dhgroup',
-    'sglDescriptors',
+    'sglDescriptors', 'maxInCapsuleBytes',
   ]);
   const transport = oneOf('options.transport', o.transport, ['tcp', 'rdma'] as const, 'tcp');
   if (transport === 'rdma') {
@@ -229,6 +237,7 @@ export function validateHostOptions(options: unknown): ResolvedHostOptions {
     hdgst: bool('options.hdgst', o.hdgst) ?? false,
     ddgst: bool('options.ddgst', o.ddgst) ?? false,
     sglDescriptors: int('options.sglDescriptors', o.sglDescriptors, 1, 16) ?? 1,
+    maxInCapsuleBytes: int('options.maxInCapsuleBytes', o.maxInCapsuleBytes, 0, 131_072) ?? 8192,
     timeoutMs: int('options.timeoutMs', o.timeoutMs, 1, 3_600_000) ?? 10_000,
     commandTimeoutMs: int('options.commandTimeoutMs', o.commandTimeoutMs, 0, 3_600_000) ?? 30_000,
     digests: nameList('options.digest', o.digest, DHCHAP_DIGESTS) ?? [...DHCHAP_DIGESTS],
@@ -347,6 +356,7 @@ export class HostController extends EventEmitter {
         hdgst: o.hdgst,
         ddgst: o.ddgst,
         ...(o.transport === 'rdma' ? { sglDescriptors: o.sglDescriptors } : {}),
+        maxInCapsuleBytes: o.maxInCapsuleBytes,
         timeoutMs: o.timeoutMs,
         commandTimeoutMs: o.commandTimeoutMs,
       }),

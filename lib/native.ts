@@ -160,6 +160,7 @@ export interface NativeHostConnectOptions {
   ddgst?: boolean;
   /** RDMA: keyed SGL descriptors per transfer (1..16). */
   sglDescriptors?: number;
+  maxInCapsuleBytes?: number;
   timeoutMs?: number;
   commandTimeoutMs?: number;
   dhchapKey?: string;

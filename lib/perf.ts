@@ -44,6 +44,8 @@ export interface PerfOptions {
   busyPoll?: boolean;
   hdgst?: boolean;
   ddgst?: boolean;
+  /** Largest write sent inside the command capsule, 0..131072 bytes (the target's IOCCSZ bounds it too). Default 8192. */
+  maxInCapsuleBytes?: number;
   /** DH-HMAC-CHAP host secret (DHHC-1:...). */
   dhchapSecret?: string;
   /** DH-HMAC-CHAP controller secret, for bidirectional authentication. */
@@ -71,7 +73,7 @@ export interface PerfResult {
 const KNOWN = [
   'transport', 'address', 'port', 'subnqn', 'hostnqn', 'nsid', 'connections', 'queueDepth', 'ioSize',
   'pattern', 'readPercent', 'durationSec', 'rampSec', 'rangeBytes', 'busyPoll', 'hdgst', 'ddgst',
-  'dhchapSecret', 'dhchapCtrlSecret',
+  'dhchapSecret', 'dhchapCtrlSecret', 'maxInCapsuleBytes',
 ] as const;
 
 function num(field: string, v: unknown, lo: number, hi: number): number | undefined {
@@ -102,6 +104,7 @@ export async function perf(options: PerfOptions): Promise<PerfResult> {
     readPercent: int('options.readPercent', o.readPercent, 0, 100) ?? 100,
     durationSec: num('options.durationSec', o.durationSec, 0.01, 86400) ?? 10,
     rampSec: num('options.rampSec', o.rampSec, 0, 3600) ?? 0,
+    maxInCapsuleBytes: int('options.maxInCapsuleBytes', o.maxInCapsuleBytes, 0, 131_072) ?? 8192,
   };
   const hostnqn = nqn('options.hostnqn', o.hostnqn, true);
   if (hostnqn) n.hostnqn = hostnqn;

@@ -35,6 +35,17 @@ export interface TargetOptions {
    * what the backend can give back (ms, 100..600000). Default 5000.
    */
   disconnectTimeoutMs?: number;
+  /**
+   * Largest write data an I/O command may carry inside its capsule (bytes,
+   * 4096..131072, a multiple of 16), advertised in Identify Controller
+   * (IOCCSZ). Larger writes cost a round trip more: the target asks for their
+   * data (NVMe/TCP R2T, NVMe/RDMA READ). Default 8192. Memory: NVMe/RDMA
+   * preposts one receive buffer of 64 B + this size per queue entry (or per
+   * shared receive queue entry); NVMe/TCP needs nothing extra up to the
+   * 128 KiB maximum transfer size. Same role as SPDK's in_capsule_data_size
+   * and nvmet's inline_data_size.
+   */
+  inCapsuleDataSize?: number;
   /** DH-HMAC-CHAP: hashes and DH groups the target may select (preference order), transaction timeout. */
   auth?: TargetAuthOptions;
   /** NVMe/RDMA transport options. */
@@ -57,8 +68,9 @@ export interface RdmaTargetOptions {
   /**
    * Receive buffers of each shared receive queue, 64..65536 (bounded by the
    * device's max_srq_wr). Default 4096. Each buffer holds a command capsule
-   * with in-capsule data (64 B + 8 KiB): 4096 register about 33 MiB per poll
-   * group and device, allocated when the group's first connection arrives.
+   * with in-capsule data (64 B + inCapsuleDataSize, 8 KiB by default): 4096
+   * register about 33 MiB per poll group and device by default, allocated
+   * when the group's first connection arrives.
    */
   srqDepth?: number;
 }
@@ -147,13 +159,19 @@ function checkInt(field: string, v: unknown, lo: number, hi: number): number | u
   return v;
 }
 
+function checkInCapsule(value: unknown): number {
+  const n = checkInt('options.inCapsuleDataSize', value, 4096, 131_072) ?? 8192;
+  if (n % 16) throw invalid('options.inCapsuleDataSize', `must be a multiple of 16 (got ${n})`);
+  return n;
+}
+
 export function validateTargetOptions(options: unknown): Required<TargetOptions> {
   if (options === undefined) options = {};
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw invalid('options', 'must be an object');
   }
   const o = options as Record<string, unknown>;
-  const known = new Set(['reactors', 'pollMode', 'adaptiveIdleUs', 'handshakeTimeoutMs', 'disconnectTimeoutMs', 'auth', 'rdma']);
+  const known = new Set(['reactors', 'pollMode', 'adaptiveIdleUs', 'handshakeTimeoutMs', 'disconnectTimeoutMs', 'inCapsuleDataSize', 'auth', 'rdma']);
   for (const k of Object.keys(o)) {
     if (!known.has(k)) throw invalid(`options.${k}`, 'is not a known option');
   }
@@ -167,6 +185,7 @@ export function validateTargetOptions(options: unknown): Required<TargetOptions>
     adaptiveIdleUs: checkInt('options.adaptiveIdleUs', o.adaptiveIdleUs, 0, 10_000_000) ?? 200,
     handshakeTimeoutMs: checkInt('options.handshakeTimeoutMs', o.handshakeTimeoutMs, 0, 3_600_000) ?? 10_000,
     disconnectTimeoutMs: checkInt('options.disconnectTimeoutMs', o.disconnectTimeoutMs, 100, 600_000) ?? 5_000,
+    inCapsuleDataSize: checkInCapsule(o.inCapsuleDataSize),
     auth: validateAuthOptions('options.auth', o.auth),
     rdma: validateRdmaOptions(o.rdma),
   };

@@ -36,3 +36,29 @@ t.test('nvmf-target serve: a bad flag fails with a message, not a stack', async 
   t.equal(code, 1);
   t.match(err, /--size must be a number/);
 });
+
+t.test('nvmf-target serve --in-capsule-data: advertised to hosts; a bad size is refused by name', async (t) => {
+  const port = await freePort();
+  const nqn = 'nqn.2024-01.io.nvmf-target:cli-icd';
+  const child = spawn(process.execPath, [path.resolve(__dirname, '../dist/cli.js'), 'serve', '--port', String(port), '--size', '8M', '--nqn', nqn, '--in-capsule-data', '64K'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  const deadline = Date.now() + 20_000;
+  while (!out.includes('Ctrl-C') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const h = await connect({ address: '127.0.0.1', port, subnqn: nqn, maxInCapsuleBytes: 131072 });
+  t.equal((await h.identify()).ioccsz, (64 + 65536) / 16, 'IOCCSZ says 64 KiB of in-capsule data');
+  t.equal(h.info.inCapsuleBytes, 65536, 'the host sends up to 64 KiB in the capsule');
+  await h.close();
+  child.kill('SIGTERM');
+  t.equal(await exited, 0, 'exits 0 after SIGTERM');
+
+  const bad = spawn(process.execPath, [path.resolve(__dirname, '../dist/cli.js'), 'serve', '--in-capsule-data', '1K'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  bad.stderr.on('data', (d) => (err += d));
+  t.equal(await new Promise<number | null>((r) => bad.on('exit', (c) => r(c))), 1, '--in-capsule-data 1K: exit 1');
+  t.match(err, /inCapsuleDataSize must be an integer from 4096 to 131072/, 'names the option and its range');
+});

@@ -121,3 +121,26 @@ t.test('engine errors are reported by fio', { skip }, async (t) => {
   t.not(r2.code, 0, 'an unaligned block size fails');
   t.match(r2.stderr, /not aligned to the 512-byte block size/, 'saying why');
 });
+
+t.test('incapsule=131072 against a target with 128 KiB of in-capsule data: 128 KiB writes verify', { skip }, async (t) => {
+  const { Target } = await import('../dist');
+  const target = await Target.create({ reactors: 1, inCapsuleDataSize: 131072 });
+  t.teardown(() => target.destroy());
+  await target.createBdev({ name: 'ram0', type: 'malloc', sizeBytes: 16 << 20 });
+  const sub = await target.createSubsystem({ nqn: SUBNQN, allowAnyHost: true });
+  await sub.addNamespace({ bdev: 'ram0' });
+  const port = await freePort();
+  await target.listen({ transport: 'tcp', address: '127.0.0.1', port });
+  const job = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nvmf-fio-job-')), 'icd.fio');
+  t.teardown(() => fs.rmSync(path.dirname(job), { recursive: true, force: true }));
+  fs.writeFileSync(job, [
+    '[icd]', `ioengine=external:${ENGINE}`, 'transport=tcp', 'traddr=127.0.0.1', `trsvcid=${port}`,
+    `subnqn=${SUBNQN}`, 'incapsule=131072', 'filename=nvmf', 'thread=1', 'rw=write', 'bs=128k', 'iodepth=4',
+    'size=8m', 'verify=crc32c', 'do_verify=1', '',
+  ].join('\n'));
+  const r = await runFio(job, {});
+  t.equal(r.code, 0, `fio exits 0 ${r.stderr.slice(0, 300)}`);
+  t.equal(r.jobs[0]?.error, 0, 'no error');
+  t.equal(r.jobs[0]?.write.io_bytes, 8 << 20, 'wrote 8 MiB in 128 KiB writes');
+  t.equal(r.jobs[0]?.read.io_bytes, 8 << 20, 'and verified it by reading back');
+});

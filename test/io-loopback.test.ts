@@ -244,3 +244,52 @@ t.test('data digests stay right while another reactor writes the blocks being re
   t.ok(reads > 0 && writes > 0, 'both loops ran');
   t.same(failures, [], 'no read failed its data digest');
 });
+
+for (const icd of [32768, 131072]) {
+  t.test(`inCapsuleDataSize ${icd / 1024} KiB: writes up to it travel in the capsule, larger ones by R2T`, async (t) => {
+    const target = await Target.create({ reactors: 1, inCapsuleDataSize: icd });
+    t.teardown(() => target.destroy());
+    await target.createBdev({ name: 'ram0', type: 'malloc', sizeBytes: 4 << 20 });
+    const sub = await target.createSubsystem({ nqn: SUBNQN, allowAnyHost: true });
+    await sub.addNamespace({ bdev: 'ram0' });
+    const port = await (await import('./helpers/target')).freePort();
+    await target.listen({ transport: 'tcp', address: '127.0.0.1', port });
+    const h = await connect({ address: '127.0.0.1', port, subnqn: SUBNQN, hostnqn: HOSTNQN, maxInCapsuleBytes: 131072 });
+    t.teardown(() => h.close());
+    t.equal((await h.identify()).ioccsz, (64 + icd) / 16, `Identify Controller: IOCCSZ = (64 B SQE + ${icd / 1024} KiB) / 16`);
+    t.equal(h.info.inCapsuleBytes, icd, `the host sends writes up to ${icd / 1024} KiB in the capsule (bounded by IOCCSZ)`);
+    // An in-capsule write the target did not take would fail (SGL length
+    // invalid); what is larger goes by R2T.
+    for (const [lba, size] of [[0, 32768], [64, 4096], [128, 65536], [512, 131072]] as const) {
+      const d = randomBytes(size);
+      await h.write(1, lba, d);
+      t.same(await h.read(1, lba, size / 512), d, `${size / 1024} KiB write (${size <= icd ? 'in the capsule' : 'by R2T'}) reads back`);
+    }
+    const def = await connect({ address: '127.0.0.1', port, subnqn: SUBNQN, hostnqn: HOSTNQN });
+    t.teardown(() => def.close());
+    t.equal(def.info.inCapsuleBytes, 8192, 'a host without maxInCapsuleBytes keeps its 8 KiB default');
+    const d = randomBytes(16384);
+    await def.write(1, 1024, d);
+    t.same(await def.read(1, 1024, 32), d, 'its 16 KiB write goes by R2T and reads back');
+  });
+}
+
+t.test('inCapsuleDataSize and maxInCapsuleBytes are validated', async (t) => {
+  await t.rejects(Target.create({ inCapsuleDataSize: 2048 }), { code: 'ERR_INVALID_ARGUMENT', message: /options\.inCapsuleDataSize must be an integer from 4096 to 131072/ }, 'below 4 KiB');
+  await t.rejects(Target.create({ inCapsuleDataSize: 262144 }), { code: 'ERR_INVALID_ARGUMENT', message: /options\.inCapsuleDataSize/ }, 'above the 128 KiB transfer size');
+  await t.rejects(Target.create({ inCapsuleDataSize: 8200 }), { code: 'ERR_INVALID_ARGUMENT', message: /options\.inCapsuleDataSize must be a multiple of 16/ }, 'not a multiple of 16');
+  await t.rejects(connect({ address: '127.0.0.1', port: 4420, subnqn: SUBNQN, maxInCapsuleBytes: 1 << 20 }), { code: 'ERR_INVALID_ARGUMENT', message: /options\.maxInCapsuleBytes/ }, 'host: above 128 KiB');
+  await t.rejects(connect({ address: '127.0.0.1', port: 4420, subnqn: SUBNQN, maxInCapsuleBytes: -1 }), { code: 'ERR_INVALID_ARGUMENT', message: /options\.maxInCapsuleBytes/ }, 'host: negative');
+});
+
+t.test('a default target keeps a host that wants more in-capsule data at 8 KiB', async (t) => {
+  const { target, port } = await serveRam({ sizes: [1 << 20], reactors: 1 });
+  t.teardown(() => target.destroy());
+  const h = await connect({ address: '127.0.0.1', port, subnqn: SUBNQN, hostnqn: HOSTNQN, maxInCapsuleBytes: 131072 });
+  t.teardown(() => h.close());
+  t.equal((await h.identify()).ioccsz, (64 + 8192) / 16, 'IOCCSZ: 64 B + 8 KiB');
+  t.equal(h.info.inCapsuleBytes, 8192, 'the host is bounded by the target');
+  const d = randomBytes(16384);
+  await h.write(1, 8, d);
+  t.same(await h.read(1, 8, 32), d, '16 KiB write by R2T reads back');
+});

@@ -461,6 +461,9 @@ Napi::Value HostWrap::Connect(const Napi::CallbackInfo& info) {
   v = opts.sgl_descriptors;
   if (!opt_uint(o, "sglDescriptors", 1, 16, &v)) return env.Undefined();
   opts.sgl_descriptors = uint8_t(v);
+  v = opts.max_incapsule;
+  if (!opt_uint(o, "maxInCapsuleBytes", 0, 131072, &v)) return env.Undefined();
+  opts.max_incapsule = uint32_t(v);
   if (!key_arg(env, o.Get("dhchapKey"), "options.dhchapKey", &opts.dhchap_key) ||
       !key_arg(env, o.Get("dhchapCtrlKey"), "options.dhchapCtrlKey", &opts.dhchap_ctrl_key)) {
     return env.Undefined();

@@ -26,7 +26,7 @@ bool get_double(Napi::Object o, const char* key, double lo, double hi, double* o
 // perfRun({ transport, address, port, subnqn, hostnqn, nsid, connections,
 //           queueDepth, ioSize, pattern: 'random'|'sequential', readPercent,
 //           durationSec, rampSec, rangeBytes, busyPoll, hdgst, ddgst,
-//           dhchapSecret, dhchapCtrlSecret })
+//           dhchapSecret, dhchapCtrlSecret, maxInCapsuleBytes })
 Napi::Value PerfRun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) {
@@ -37,7 +37,7 @@ Napi::Value PerfRun(const Napi::CallbackInfo& info) {
   host::PerfConfig cfg;
   host::PerfTargetOptions& t = cfg.target;
   uint64_t port = t.port, nsid = t.nsid, conns = t.connections, qd = t.queue_depth;
-  uint64_t io_size = cfg.io_size, read_pct = cfg.read_pct, range = 0;
+  uint64_t io_size = cfg.io_size, read_pct = cfg.read_pct, range = 0, incapsule = t.max_incapsule;
   std::string pattern = "random";
   if (!get_str(o, "transport", &t.transport, false) || !get_str(o, "address", &t.address, false) ||
       !get_uint(o, "port", 65535, &port, false) || !get_str(o, "subnqn", &t.subnqn, false) ||
@@ -50,7 +50,8 @@ Napi::Value PerfRun(const Napi::CallbackInfo& info) {
       !get_uint(o, "rangeBytes", uint64_t(1) << 53, &range, false) ||
       !get_bool(o, "busyPoll", &cfg.busy_poll) || !get_bool(o, "hdgst", &t.hdgst) ||
       !get_bool(o, "ddgst", &t.ddgst) || !get_str(o, "dhchapSecret", &t.dhchap_secret, false) ||
-      !get_str(o, "dhchapCtrlSecret", &t.dhchap_ctrl_secret, false)) {
+      !get_str(o, "dhchapCtrlSecret", &t.dhchap_ctrl_secret, false) ||
+      !get_uint(o, "maxInCapsuleBytes", 131072, &incapsule, false)) {
     return env.Undefined();
   }
   if (pattern != "random" && pattern != "sequential") {
@@ -65,6 +66,7 @@ Napi::Value PerfRun(const Napi::CallbackInfo& info) {
   t.nsid = uint32_t(nsid);
   t.connections = uint16_t(conns);
   t.queue_depth = uint16_t(qd);
+  t.max_incapsule = uint32_t(incapsule);
   cfg.io_size = uint32_t(io_size);
   cfg.read_pct = unsigned(read_pct);
   cfg.range_bytes = range;

@@ -88,6 +88,15 @@ TargetWrap::TargetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Target
   v = int64_t(opts.transport.handshake_timeout_ms);
   if (!opt_int(o, "handshakeTimeoutMs", 0, 3600000, &v)) return;
   opts.transport.handshake_timeout_ms = uint32_t(v);
+  // options.inCapsuleDataSize: IOCCSZ counts 16-byte units.
+  v = int64_t(opts.transport.in_capsule_data);
+  if (!opt_int(o, "inCapsuleDataSize", 4096, 131072, &v)) return;
+  if (v % 16) {
+    make_error(env, "ERR_INVALID_ARGUMENT", "options.inCapsuleDataSize must be a multiple of 16")
+        .ThrowAsJavaScriptException();
+    return;
+  }
+  opts.transport.in_capsule_data = uint32_t(v);
   v = int64_t(opts.disconnect_timeout_ms);
   if (!opt_int(o, "disconnectTimeoutMs", 100, 600000, &v)) return;
   opts.disconnect_timeout_ms = uint32_t(v);

@@ -68,6 +68,7 @@ nvmf_fio_conn* nvmf_fio_open(const nvmf_fio_params* p, char* err, size_t errlen)
   o.queue_depth = uint16_t(p->queue_depth ? p->queue_depth : 1);
   o.hdgst = p->hdgst != 0;
   o.ddgst = p->ddgst != 0;
+  o.max_incapsule = p->max_incapsule;
   o.dhchap_secret = str(p->dhchap_secret);
   o.dhchap_ctrl_secret = str(p->dhchap_ctrl_secret);
 

@@ -27,6 +27,7 @@ struct nvmf_fio_params {
   const char* dhchap_secret;      /* DHHC-1:..., may be NULL */
   const char* dhchap_ctrl_secret; /* bidirectional authentication, may be NULL */
   int busy_poll;                  /* 1: spin while waiting for completions */
+  unsigned max_incapsule;         /* largest write sent in the capsule (bounded by the target's IOCCSZ) */
 };
 
 enum nvmf_fio_op { NVMF_FIO_READ = 0, NVMF_FIO_WRITE = 1, NVMF_FIO_FLUSH = 2 };

@@ -34,6 +34,7 @@ struct nvmf_options {
   char* dhchap_secret;
   char* dhchap_ctrl_secret;
   unsigned int busy_poll;
+  unsigned int incapsule;
 };
 
 struct nvmf_data {
@@ -159,6 +160,17 @@ static struct fio_option options[] = {
         .group = FIO_OPT_G_INVALID,
     },
     {
+        .name = "incapsule",
+        .lname = "in-capsule write data",
+        .type = FIO_OPT_INT,
+        .off1 = offsetof(struct nvmf_options, incapsule),
+        .def = "8192",
+        .maxval = 131072,
+        .help = "largest write sent inside the command capsule (bytes; the target's IOCCSZ bounds it too)",
+        .category = FIO_OPT_C_ENGINE,
+        .group = FIO_OPT_G_INVALID,
+    },
+    {
         .name = NULL,
     },
 };
@@ -179,6 +191,7 @@ static void fill_params(struct thread_data* td, struct nvmf_fio_params* p, unsig
   p->dhchap_secret = o->dhchap_secret;
   p->dhchap_ctrl_secret = o->dhchap_ctrl_secret;
   p->busy_poll = (int)o->busy_poll;
+  p->max_incapsule = o->incapsule;
 }
 
 /* In the main fio process, before the job starts: a short connection to

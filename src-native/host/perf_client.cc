@@ -105,6 +105,7 @@ class NvmeClient final : public PerfClient {
     ho.kato_ms = 10000;
     ho.hdgst = o.hdgst;
     ho.ddgst = o.ddgst;
+    ho.max_incapsule = o.max_incapsule;
     ho.connect_timeout_ms = o.connect_timeout_ms;
     if (!parse_secret("dhchap_secret", o.dhchap_secret, &ho.dhchap_key, err) ||
         !parse_secret("dhchap_ctrl_secret", o.dhchap_ctrl_secret, &ho.dhchap_ctrl_key, err)) {

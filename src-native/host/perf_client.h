@@ -49,6 +49,7 @@ struct PerfTargetOptions {
   uint16_t queue_depth = 32;      // per connection
   bool hdgst = false;
   bool ddgst = false;
+  uint32_t max_incapsule = 8192;  // largest write sent in the capsule (bounded by IOCCSZ)
   // DH-HMAC-CHAP secrets (DHHC-1:...): the host authenticates when the
   // controller asks; with the controller secret too, it also authenticates
   // the controller.

@@ -6,7 +6,7 @@
 // ...", "1..N") so that scripts/run-asan.js can run it under the sanitizers:
 //   node scripts/run-asan.js --reporter=tap test/vm/rdma-host.js
 // Exits non-zero on a failure.
-// Steps: round trips, QD1 latency, the soak, perf + fio over RDMA, wrong
+// Steps: round trips, a larger in-capsule size, QD1 latency, the soak, perf + fio over RDMA, wrong
 // host keys (AUTH_Failure1), the full DH-HMAC-CHAP matrix, destroy under
 // load, the connect/destroy race (1 and 4 reactors), counters back to zero.
 // Env: RDMA_CONNS (default 16), RDMA_QD (32), RDMA_SECONDS (10),
@@ -83,6 +83,30 @@ async function roundTrips(t) {
     left = (await t.stats()).reduce((n, g) => n + g.qpairs.length, 0);
   }
   ok(left === 0, `every qpair is gone after the hosts closed (${left} left)`);
+}
+
+// A target with 64 KiB of in-capsule data (options.inCapsuleDataSize): its
+// receive buffers take a 64 KiB write inside the SEND; 128 KiB still goes by
+// RDMA READ. The host asks for up to 128 KiB and is bounded by IOCCSZ.
+async function inCapsule() {
+  const icd = 64 << 10;
+  const t = await Target.create({ reactors: 1, inCapsuleDataSize: icd });
+  await t.createBdev({ name: 'm', type: 'malloc', sizeBytes: 8 << 20 });
+  const sub = await t.createSubsystem({ nqn: NQN, allowAnyHost: true });
+  await sub.addNamespace({ bdev: 'm' });
+  await t.listen({ transport: 'rdma', address, port: PORT + 3 });
+  const h = await connect({ ...base, port: PORT + 3, maxInCapsuleBytes: 128 << 10 });
+  ok((await h.identify()).ioccsz === (64 + icd) / 16 && h.info.inCapsuleBytes === icd,
+    `in-capsule 64 KiB: IOCCSZ ${(64 + icd) / 16}, the host sends up to ${h.info.inCapsuleBytes} B in the capsule`);
+  let good = true;
+  for (const [lba, len] of [[0, 512], [64, 8704], [256, icd], [512, 128 << 10]]) {
+    const d = randomBytes(len);
+    await h.write(1, lba, d);
+    good &&= (await h.read(1, lba, len / 512)).equals(d);
+  }
+  ok(good, 'in-capsule 64 KiB: 512 B, 8.5 KiB and 64 KiB writes in the capsule, 128 KiB by RDMA READ, all read back');
+  await h.close();
+  await t.destroy();
 }
 
 // QD1 latency of a few command shapes, for the record (and to compare
@@ -495,6 +519,7 @@ async function portDown() {
   if (COMPARE_TCP) await t.listen({ transport: 'tcp', address, port: PORT });
   const steps = [
     ['round trips', () => roundTrips(t)],
+    ['in-capsule', () => inCapsule()],
     ['latency', () => latency('rdma')],
     ...(COMPARE_TCP ? [['latency over tcp', () => latency('tcp')]] : []),
     ['soak', () => soak()],
