@@ -4,7 +4,7 @@
  * enter the target (addHost, setHostKeys) and the options that govern them.
  */
 import t, { type Test } from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { NvmfError, Target, connect, generateDhchapKey, parseDhchapKey, readDhchapKeyFile } from '../dist';
 import { keyText } from './helpers/raw-auth';
 import { HOSTNQN, SUBNQN, freePort } from './helpers/target';
+import { startServe } from './helpers/child';
 
 function invalidKey(t: Test, fn: () => unknown, re: RegExp, what: string): void {
   try {
@@ -140,13 +141,8 @@ t.test('nvmf-target serve --host --dhchap-key', async (t) => {
 
   const port = await freePort();
   const nqn = 'nqn.2024-01.io.nvmf-target:cli-auth';
-  const child = spawn(process.execPath, [cli, 'serve', '--port', String(port), '--size', '8M', '--nqn', nqn, '--host', HOSTNQN, '--dhchap-key', key, '--dhchap-ctrl-key', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
-  const deadline = Date.now() + 20_000;
-  while (!out.includes('Ctrl-C') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const { child, output, exited } = await startServe(['--port', String(port), '--size', '8M', '--nqn', nqn, '--host', HOSTNQN, '--dhchap-key', key, '--dhchap-ctrl-key', file]);
+  const out = output();
   t.match(out, /--dhchap-secret=<key> --dhchap-ctrl-secret=<ctrl key>/, 'the printed connect command asks for the secrets');
   t.notMatch(out, key.split(':')[2]!, 'the key is never printed');
   await t.rejects(connect({ address: '127.0.0.1', port, subnqn: nqn, hostnqn: HOSTNQN }), { code: 'ERR_AUTH_FAILED' }, 'no key: refused');
@@ -154,5 +150,5 @@ t.test('nvmf-target serve --host --dhchap-key', async (t) => {
   t.equal((await h.namespaces()).length, 1, 'authenticated both ways, namespace visible');
   await h.close();
   child.kill('SIGTERM');
-  t.equal(await exited, 0, 'exits 0');
+  t.same(await exited, { code: 0, signal: null }, 'exits 0');
 });

@@ -123,14 +123,8 @@ t.test('engine errors are reported by fio', { skip }, async (t) => {
 });
 
 t.test('incapsule=131072 against a target with 128 KiB of in-capsule data: 128 KiB writes verify', { skip }, async (t) => {
-  const { Target } = await import('../dist');
-  const target = await Target.create({ reactors: 1, inCapsuleDataSize: 131072 });
+  const { target, port } = await serveRam({ sizes: [16 << 20], reactors: 1, inCapsuleDataSize: 131072 });
   t.teardown(() => target.destroy());
-  await target.createBdev({ name: 'ram0', type: 'malloc', sizeBytes: 16 << 20 });
-  const sub = await target.createSubsystem({ nqn: SUBNQN, allowAnyHost: true });
-  await sub.addNamespace({ bdev: 'ram0' });
-  const port = await freePort();
-  await target.listen({ transport: 'tcp', address: '127.0.0.1', port });
   const job = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nvmf-fio-job-')), 'icd.fio');
   t.teardown(() => fs.rmSync(path.dirname(job), { recursive: true, force: true }));
   fs.writeFileSync(job, [

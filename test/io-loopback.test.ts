@@ -247,13 +247,8 @@ t.test('data digests stay right while another reactor writes the blocks being re
 
 for (const icd of [32768, 131072]) {
   t.test(`inCapsuleDataSize ${icd / 1024} KiB: writes up to it travel in the capsule, larger ones by R2T`, async (t) => {
-    const target = await Target.create({ reactors: 1, inCapsuleDataSize: icd });
+    const { target, port } = await serveRam({ sizes: [4 << 20], reactors: 1, inCapsuleDataSize: icd });
     t.teardown(() => target.destroy());
-    await target.createBdev({ name: 'ram0', type: 'malloc', sizeBytes: 4 << 20 });
-    const sub = await target.createSubsystem({ nqn: SUBNQN, allowAnyHost: true });
-    await sub.addNamespace({ bdev: 'ram0' });
-    const port = await (await import('./helpers/target')).freePort();
-    await target.listen({ transport: 'tcp', address: '127.0.0.1', port });
     const h = await connect({ address: '127.0.0.1', port, subnqn: SUBNQN, hostnqn: HOSTNQN, maxInCapsuleBytes: 131072 });
     t.teardown(() => h.close());
     t.equal((await h.identify()).ioccsz, (64 + icd) / 16, `Identify Controller: IOCCSZ = (64 B SQE + ${icd / 1024} KiB) / 16`);

@@ -1,6 +1,6 @@
 import t from 'tap';
 import * as net from 'node:net';
-import { Target, connect, perf, type PerfResult } from '../dist';
+import { connect, perf, type PerfResult } from '../dist';
 import { HOSTNQN, SUBNQN, freePort, serveRam } from './helpers/target';
 
 function checkLatency(t: Tap.Test, r: PerfResult, what: string): void {
@@ -47,13 +47,8 @@ t.test('perf drives a target: random reads, a 70/30 mix, sequential 128 KiB writ
 });
 
 t.test('perf --in-capsule: 128 KiB writes inside the capsule of a target that takes them', async (t) => {
-  const target = await Target.create({ reactors: 1, inCapsuleDataSize: 131072 });
+  const { target, port } = await serveRam({ sizes: [16 << 20], reactors: 1, inCapsuleDataSize: 131072 });
   t.teardown(() => target.destroy());
-  await target.createBdev({ name: 'ram0', type: 'malloc', sizeBytes: 16 << 20 });
-  const sub = await target.createSubsystem({ nqn: SUBNQN, allowAnyHost: true });
-  await sub.addNamespace({ bdev: 'ram0' });
-  const port = await freePort();
-  await target.listen({ transport: 'tcp', address: '127.0.0.1', port });
   const r = await perf({ address: '127.0.0.1', port, subnqn: SUBNQN, durationSec: 0.5, queueDepth: 2, ioSize: 128 << 10,
     pattern: 'sequential', readPercent: 0, maxInCapsuleBytes: 131072 });
   t.equal(r.errors, 0, 'no errors');

@@ -24,8 +24,13 @@ export interface Served {
 }
 
 /** A target with one subsystem (allowAnyHost) and a malloc namespace per size. */
-export async function serveRam(opts: { sizes?: number[]; reactors?: number; blockSize?: number; nqn?: string; address?: string } = {}): Promise<Served> {
-  const target = await Target.create({ reactors: opts.reactors ?? 2 });
+export async function serveRam(
+  opts: { sizes?: number[]; reactors?: number; blockSize?: number; nqn?: string; address?: string; inCapsuleDataSize?: number } = {},
+): Promise<Served> {
+  const target = await Target.create({
+    reactors: opts.reactors ?? 2,
+    ...(opts.inCapsuleDataSize !== undefined ? { inCapsuleDataSize: opts.inCapsuleDataSize } : {}),
+  });
   const subsystem = await target.createSubsystem({ nqn: opts.nqn ?? SUBNQN, allowAnyHost: true, serial: 'TESTSERIAL01', model: 'test-model' });
   let i = 0;
   for (const size of opts.sizes ?? [64 << 20]) {
