@@ -22,6 +22,7 @@ exec 9>"$CTL"   # keep the FIFO open for writing
 for i in $(seq 1 100); do grep -q READY "$OUT" 2>/dev/null && break; sleep 0.2; done
 check "target fixture is ready" grep -q READY "$OUT"
 
+ioccsz_is() { nvme id-ctrl "/dev/$1" | grep -qE "^ioccsz +: $2\$"; }
 wait_dev() { for i in $(seq 1 100); do [[ -b /dev/$1 ]] && return 0; sleep 0.1; done; return 1; }
 
 # --- discovery
@@ -43,6 +44,7 @@ for variant in plain digests; do
     check "$sub/$variant: size is $size" [ "$(blockdev --getsize64 "/dev/$n1")" = "$size" ]
     check "$sub/$variant: model is $model" [ "$(sed 's/ *$//' "/sys/class/nvme/$c/model")" = "$model" ]
     check "$sub/$variant: serial is $serial" [ "$(sed 's/ *$//' "/sys/class/nvme/$c/serial")" = "$serial" ]
+    check "$sub/$variant: IOCCSZ 2052 (32 KiB of in-capsule data)" ioccsz_is "$c" 2052
     check "$sub/$variant: fio randwrite 4k-128k qd32 x2 verify=crc32c" run_fio "$n1" "$sub-$variant"
     if [[ $sub == malloc && $variant == plain ]]; then
       r=$(ctl add-ns "$MALLOC_NQN" m1 64)

@@ -17,7 +17,10 @@ const MALLOC_NQN = 'nqn.2024-01.io.nvmf-target:vm-malloc';
 const FILE_NQN = 'nqn.2024-01.io.nvmf-target:vm-file';
 
 (async () => {
-  const target = await Target.create({ reactors: 2, pollMode: 'interrupt' });
+  // 32 KiB of in-capsule data (default 8): the kernel host then sends writes
+  // up to 32 KiB inside the command capsule and larger ones by R2T, so fio's
+  // 4k-128k mix crosses both paths.
+  const target = await Target.create({ reactors: 2, pollMode: 'interrupt', inCapsuleDataSize: 32768 });
   target.ref();
   target.on('host-connect', (e) => console.error(`fixture: host-connect ${JSON.stringify(e)}`));
   target.on('host-disconnect', (e) => console.error(`fixture: host-disconnect ${JSON.stringify(e)}`));
