@@ -219,7 +219,7 @@ class TcpTransport final : public Transport {
   TcpTransport(Target& target, const TransportOptions& o);
   ~TcpTransport() override;
 
-  const uint32_t request_count;  // per qpair: we learn admin vs I/O only at Connect
+  const uint32_t request_count;  // per qpair at most (the first capsule's SQSIZE may ask fewer)
   const uint32_t buffer_cap;     // per-request data buffer
   // ---- reactor 0 only ----
   std::map<std::string, std::unique_ptr<TcpListener>> listeners;
@@ -300,7 +300,7 @@ class TcpQpair final : public Qpair, public FdHandler {
   void h2c_done();
 
   // requests
-  bool alloc_requests();
+  bool alloc_requests(const SqEntry& first);
   TcpRequest* alloc_request();
   void recycle(TcpRequest* r);
   void claim_cid(TcpRequest* r);
@@ -354,7 +354,9 @@ class TcpQpair final : public Qpair, public FdHandler {
 
   // Allocated with the first command capsule (alloc_requests), so a
   // connection that never gets that far costs a few KiB, not a queue's worth
-  // of requests: idle or hostile connections before Connect stay cheap.
+  // of requests: idle or hostile connections before Connect stay cheap. That
+  // capsule is Fabrics Connect, whose SQSIZE sizes the array: an admin queue
+  // (32 entries) does not carry an I/O queue's 128 requests.
   uint32_t nreqs_ = 0;
   std::unique_ptr<TcpRequest[]> reqs_;
   TcpRequest* free_ = nullptr;
@@ -528,8 +530,17 @@ TcpQpair::TcpQpair(TcpTransport& t, std::shared_ptr<PollGroup> g, TcpGroup& tg, 
   in_capsule_data = t.opts.in_capsule_data;
 }
 
-bool TcpQpair::alloc_requests() {
-  const uint32_t n = tt_.request_count;
+// A host keeps at most SQSIZE + 1 commands outstanding; one that sends more
+// waits for a free request (RxState::AwaitRequest), it is not failed. A first
+// capsule that is not a Connect gets the transport's full count (it is
+// refused right after anyway).
+bool TcpQpair::alloc_requests(const SqEntry& first) {
+  uint32_t n = tt_.request_count;
+  FabricsConnectCmd c;
+  std::memcpy(&c, &first, sizeof c);
+  if (c.opc == uint8_t(AdminOpc::Fabrics) && c.fctype == uint8_t(FabricsType::Connect)) {
+    n = std::clamp<uint32_t>(uint32_t(c.sqsize) + 1, 2, n);
+  }
   reqs_.reset(new (std::nothrow) TcpRequest[n]);
   if (!reqs_) return false;
   try {
@@ -592,8 +603,11 @@ void TcpQpair::settle() {
       continue;
     }
     if (txq_head_ && fd_ >= 0 && !tx_blocked_ && !flush_deferred_ && !in_flush_) {
+      // flush() returns with the queue empty, or blocked, or the socket
+      // gone. Look again: what it wrote may have recycled requests that a
+      // parser waiting for one (AwaitRequest) needs: want_rx_.
       flush();
-      if (txq_head_ && fd_ >= 0 && !tx_blocked_) continue;  // more was queued meanwhile
+      continue;
     }
     break;
   }
@@ -780,7 +794,9 @@ bool TcpQpair::on_icreq() {
 }
 
 bool TcpQpair::on_capsule_header() {
-  if (!reqs_ && !alloc_requests()) {
+  CapsuleCmdHdr h;
+  std::memcpy(&h, hdr_, sizeof h);
+  if (!reqs_ && !alloc_requests(h.sqe)) {
     log_once("out of memory for the queue's requests");
     rx_ = RxState::Stopped;
     qpair_disconnect(this, "out of memory");
@@ -793,8 +809,6 @@ bool TcpQpair::on_capsule_header() {
     rx_ = RxState::AwaitRequest;
     return false;
   }
-  CapsuleCmdHdr h;
-  std::memcpy(&h, hdr_, sizeof h);
   r->cmd = h.sqe;
   r->xfer = cmd_xfer_dir(r->cmd);
   r->state = ReqState::ReceivingCapsule;

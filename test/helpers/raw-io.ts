@@ -38,8 +38,8 @@ export interface RawController {
   cntlid: number;
 }
 
-/** Admin queue connected and enabled, plus I/O queue 1; null if any step failed. */
-export async function rawController(port: number, subnqn: string, hostnqn: string, kato = 0): Promise<RawController | null> {
+/** Admin queue connected and enabled, plus I/O queue 1 of ioEntries entries; null if any step failed. */
+export async function rawController(port: number, subnqn: string, hostnqn: string, kato = 0, ioEntries = 32): Promise<RawController | null> {
   const admin = await RawConn.connect(port);
   if (!(await admin.handshake())) return null;
   const c = await admin.connectAdmin(subnqn, hostnqn, kato);
@@ -56,7 +56,7 @@ export async function rawController(port: number, subnqn: string, hostnqn: strin
   }
   const io = await RawConn.connect(port);
   if (!(await io.handshake())) return null;
-  const { sqe, data } = connectCmd({ cid: 1, qid: 1, sqsize: 32, cntlid: c.cntlid, subnqn, hostnqn });
+  const { sqe, data } = connectCmd({ cid: 1, qid: 1, sqsize: ioEntries, cntlid: c.cntlid, subnqn, hostnqn });
   io.write(capsule(sqe, data));
   const r = await io.next(PDU.CapsuleResp);
   if (!r || cqeStatus(r.raw) !== 0) return null;
@@ -72,6 +72,20 @@ export function writeByR2T(cid: number, nsid: number, slba: number, blocks: numb
   sqe.writeUInt32LE(nsid, 4);
   sqe.writeUInt32LE(sglLength, 32);
   sqe[39] = 0x5a; // transport SGL data block, transport specific
+  sqe.writeBigUInt64LE(BigInt(slba), 40);
+  sqe.writeUInt16LE(blocks - 1, 48);
+  return capsule(sqe);
+}
+
+/** A Read of `blocks` 512-byte blocks (the data comes back in C2HData). */
+export function readCmd(cid: number, nsid: number, slba: number, blocks: number): Buffer {
+  const sqe = Buffer.alloc(64);
+  sqe[0] = 0x02;
+  sqe[1] = 0x40;
+  sqe.writeUInt16LE(cid, 2);
+  sqe.writeUInt32LE(nsid, 4);
+  sqe.writeUInt32LE(blocks * 512, 32);
+  sqe[39] = 0x5a;
   sqe.writeBigUInt64LE(BigInt(slba), 40);
   sqe.writeUInt16LE(blocks - 1, 48);
   return capsule(sqe);
